@@ -1,0 +1,77 @@
+/**
+ * Facts about the running kernel and process that decide which attach path
+ * belt takes.
+ *
+ * @module
+ */
+import { libc } from "./ffi.ts";
+
+/**
+ * The kernel release, e.g. "6.18.44".
+ *
+ * @example
+ * ```ts
+ * import { kernelRelease } from "@belt/belt/bpf";
+ * console.log(kernelRelease());
+ * ```
+ */
+export function kernelRelease(): string {
+  return Deno.osRelease();
+}
+
+/**
+ * The kernel version as [major, minor], for feature decisions.
+ *
+ * @example
+ * ```ts
+ * import { kernelVersion } from "@belt/belt/bpf";
+ * const [major, minor] = kernelVersion();
+ * console.log(major > 6 || (major === 6 && minor >= 6) ? "tcx" : "cls_bpf");
+ * ```
+ */
+export function kernelVersion(): [number, number] {
+  const [major = 0, minor = 0] = kernelRelease().split(/[.-]/).map(Number);
+  return [major, minor];
+}
+
+/**
+ * Whether the effective user is root.
+ *
+ * @example
+ * ```ts
+ * import { isRoot } from "@belt/belt/bpf";
+ * if (!isRoot()) console.error("belt needs root");
+ * ```
+ */
+export function isRoot(): boolean {
+  return libc().geteuid() === 0;
+}
+
+/**
+ * Whether `dir` is on a bpf filesystem (where pins can live).
+ *
+ * @example
+ * ```ts
+ * import { isBpffs } from "@belt/belt/bpf";
+ * console.log(isBpffs("/sys/fs/bpf"));
+ * ```
+ */
+export function isBpffs(dir: string): boolean {
+  // The longest mount point containing `dir` decides; mountinfo avoids a statfs struct over FFI.
+  const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n");
+  let best = "";
+  let bestType = "";
+  for (const line of mounts) {
+    const [left, right] = line.split(" - ");
+    if (!left || !right) continue;
+    const mountPoint = left.split(" ")[4] ?? "";
+    const fsType = right.split(" ")[0] ?? "";
+    const inside = dir === mountPoint ||
+      dir.startsWith(mountPoint.endsWith("/") ? mountPoint : mountPoint + "/");
+    if (inside && mountPoint.length >= best.length) {
+      best = mountPoint;
+      bestType = fsType;
+    }
+  }
+  return bestType === "bpf";
+}

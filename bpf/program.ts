@@ -1,0 +1,144 @@
+/**
+ * One program of a BPF object: its identity, whether it loads, its fd once
+ * loaded, kernel run statistics, and BPF_PROG_TEST_RUN.
+ *
+ * @module
+ */
+import { addressOf, libbpf, readCString } from "./ffi.ts";
+import { BeltError, errorFromErrno } from "./errors.ts";
+import { objectInfo } from "./syscall.ts";
+import type { Link } from "./link.ts";
+
+/** Result of {@linkcode Program.testRun}. */
+export interface TestRunResult {
+  /** The program's return value (XDP action, TC verdict, ...). */
+  retval: number;
+  /** The packet as the program left it. */
+  dataOut: Uint8Array;
+  /** Average nanoseconds per run, as measured by the kernel. */
+  durationNs: number;
+}
+
+/** Options of {@linkcode Program.testRun}. */
+export interface TestRunOptions {
+  /** How many times the kernel runs the program (timing); default 1. */
+  repeat?: number;
+  /** Room for the output packet; default input length + 256. */
+  outputSize?: number;
+}
+
+/** Kernel statistics of a loaded program. */
+export interface ProgramStats {
+  /** The program id the kernel assigned. */
+  id: number;
+  /** Runs counted while bpf_stats was enabled. */
+  runCount: bigint;
+  /** Total run time in ns while bpf_stats was enabled. */
+  runTimeNs: bigint;
+}
+
+/** Who owns a program's links (its object): links close with it. */
+export interface LinkOwner {
+  /** Remembers a link so closing the owner detaches it. */
+  adopt(link: Link): Link;
+  /** Whether the object has been loaded. */
+  readonly loaded: boolean;
+}
+
+/**
+ * A program inside a {@linkcode BpfObject}. Get it with `object.program(name)`.
+ *
+ * @example Skip a program the kernel cannot load, then run another in a test
+ * ```ts ignore
+ * import { BpfObject } from "@belt/belt/bpf";
+ * using obj = BpfObject.open(await Deno.readFile("filter.bpf.o"));
+ * obj.program("on_fentry").autoload = false;
+ * obj.load();
+ * const r = obj.program("xdp_filter").testRun(new Uint8Array(64));
+ * console.log(r.retval);
+ * ```
+ */
+export class Program {
+  /** The function name in C. */
+  readonly name: string;
+  /** The ELF section, e.g. "xdp", "tc", "tp_btf/inet_sock_set_state". */
+  readonly section: string;
+  /** libbpf's `struct bpf_program *` (valid while the object is open). */
+  readonly handle: Deno.PointerObject;
+  readonly #owner: LinkOwner;
+
+  /** Wraps a libbpf program pointer; done by BpfObject. */
+  constructor(owner: LinkOwner, handle: Deno.PointerObject) {
+    this.#owner = owner;
+    this.handle = handle;
+    this.name = readCString(libbpf().bpf_program__name(handle));
+    this.section = readCString(libbpf().bpf_program__section_name(handle));
+  }
+
+  /** The program type (enum bpf_prog_type). */
+  get type(): number {
+    return libbpf().bpf_program__type(this.handle);
+  }
+
+  /** Whether `load()` loads this program; set before loading. */
+  get autoload(): boolean {
+    return libbpf().bpf_program__autoload(this.handle);
+  }
+
+  set autoload(on: boolean) {
+    if (this.#owner.loaded) {
+      throw new BeltError(`program '${this.name}': set autoload before load()`);
+    }
+    libbpf().bpf_program__set_autoload(this.handle, on);
+  }
+
+  /** The program fd; throws if the object is not loaded or the program was skipped. */
+  get fd(): number {
+    const fd = libbpf().bpf_program__fd(this.handle);
+    if (fd < 0) {
+      throw new BeltError(`program '${this.name}' is not loaded`, {
+        hint: this.#owner.loaded ? "its autoload was off" : "call load() first",
+      });
+    }
+    return fd;
+  }
+
+  /** Hands a new link to the owning object, which closes it on close(). */
+  adopt(link: Link): Link {
+    return this.#owner.adopt(link);
+  }
+
+  /** The kernel id and run statistics (counted while bpf_stats is on). */
+  stats(): ProgramStats {
+    const info = objectInfo(this.fd, 256); // struct bpf_prog_info
+    return {
+      id: info.getUint32(4, true),
+      runTimeNs: info.getBigUint64(192, true),
+      runCount: info.getBigUint64(200, true),
+    };
+  }
+
+  /**
+   * Runs the program once (or `repeat` times) on `data` in the kernel
+   * (BPF_PROG_TEST_RUN) without attaching it anywhere.
+   */
+  testRun(data: Uint8Array, options: TestRunOptions = {}): TestRunResult {
+    const input = new Uint8Array(data); // a private copy: the kernel reads it by address
+    const output = new Uint8Array(options.outputSize ?? data.length + 256);
+    const opts = new Uint8Array(80); // struct bpf_test_run_opts
+    const v = new DataView(opts.buffer);
+    v.setBigUint64(0, 80n, true);
+    v.setBigUint64(8, input.length ? addressOf(input) : 0n, true);
+    v.setBigUint64(16, addressOf(output), true);
+    v.setUint32(24, input.length, true);
+    v.setUint32(28, output.length, true);
+    v.setInt32(60, options.repeat ?? 1, true);
+    const rc = libbpf().bpf_prog_test_run_opts(this.fd, opts);
+    if (rc < 0) throw errorFromErrno(`test run of program '${this.name}'`, -rc);
+    return {
+      retval: v.getInt32(56, true),
+      dataOut: output.slice(0, v.getUint32(28, true)),
+      durationNs: v.getUint32(64, true),
+    };
+  }
+}

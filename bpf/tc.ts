@@ -1,0 +1,219 @@
+/**
+ * TC attachment on ingress or egress, by priority. Two kernel mechanisms:
+ * - TCX links (kernel >= 6.6): fd-owned, so they vanish with the process;
+ *   order comes from before/after anchors, which belt derives from priorities.
+ * - clsact + cls_bpf filters (older kernels): ordered by the filter priority;
+ *   they outlive the process, so belt removes them on close and on exit.
+ * "auto" tries TCX and falls back to cls_bpf when the kernel lacks it.
+ * Lower priority runs first; two belt programs at one priority are an error.
+ *
+ * @module
+ */
+import { libbpf, libc } from "./ffi.ts";
+import { BeltError, errorFromErrno } from "./errors.ts";
+import { interfaceIndex, interfaceName } from "./iface.ts";
+import { Link } from "./link.ts";
+import type { Program } from "./program.ts";
+import { AttachType, linkCreate, MprogFlag, objectInfo, queryHook } from "./syscall.ts";
+import { trackForExit } from "./cleanup.ts";
+import { openNetnsFd, withNetnsFd } from "./netns.ts";
+
+/** Which way the packets go. */
+export type TcDirection = "ingress" | "egress";
+/** Which kernel mechanism: "auto" picks TCX when the kernel has it. */
+export type TcMode = "auto" | "tcx" | "cls_bpf";
+
+/** Options of {@linkcode attachTc}. */
+export interface TcOptions {
+  /** ingress or egress. */
+  direction: TcDirection;
+  /** 1..65535, lower runs first; default 1000. */
+  priority?: number;
+  /** Mechanism; default "auto" (or the BELT_TC_MODE environment variable). */
+  mode?: TcMode;
+}
+
+const TC_INGRESS = 1;
+const TC_EGRESS = 2;
+const EINVAL = 22;
+const EOPNOTSUPP = 95;
+const EEXIST = 17;
+
+/** Priorities of TCX links belt made in this process, by link id. */
+const tcxPriorities = new Map<number, number>();
+/** clsact qdiscs belt created, with how many belt filters use each. */
+const ourQdiscs = new Map<string, number>();
+
+function netnsKey(ifindex: number): string {
+  return `${Deno.statSync("/proc/thread-self/ns/net").ino}/${ifindex}`;
+}
+
+function checkPriority(priority: number): void {
+  if (!Number.isInteger(priority) || priority < 1 || priority > 65535) {
+    throw new BeltError(`TC priority ${priority} is out of range`, {
+      hint: "use an integer from 1 to 65535",
+    });
+  }
+}
+
+/**
+ * Attaches a TC program (section "tc", "tcx/ingress", ...) to an interface.
+ *
+ * @example Two programs, run in priority order on egress
+ * ```ts ignore
+ * import { attachTc } from "@belt/belt/bpf";
+ * const first = attachTc(a.program("count"), "eth0", { direction: "egress", priority: 10 });
+ * const second = attachTc(b.program("mirror"), "eth0", { direction: "egress", priority: 20 });
+ * console.log(first.info.detail); // "tcx egress prio 10"
+ * ```
+ */
+export function attachTc(prog: Program, iface: string | number, options: TcOptions): Link {
+  const priority = options.priority ?? 1000;
+  checkPriority(priority);
+  if (options.direction !== "ingress" && options.direction !== "egress") {
+    throw new BeltError(`unknown TC direction '${options.direction}'`, {
+      hint: "use ingress or egress",
+    });
+  }
+  const mode = options.mode ?? (Deno.env.get("BELT_TC_MODE") as TcMode | undefined) ?? "auto";
+  if (!["auto", "tcx", "cls_bpf"].includes(mode)) {
+    throw new BeltError(`unknown TC mode '${mode}'`, { hint: "use auto, tcx or cls_bpf" });
+  }
+  const ifindex = interfaceIndex(iface);
+  if (mode !== "cls_bpf") {
+    const link = attachTcx(prog, ifindex, options.direction, priority, mode === "tcx");
+    if (link) return prog.adopt(link);
+  }
+  return prog.adopt(attachClsBpf(prog, ifindex, options.direction, priority));
+}
+
+/** Where a new TCX link goes so that priorities stay ascending. */
+function tcxAnchor(
+  ifindex: number,
+  attachType: number,
+  priority: number,
+): { flags: number; relative: number } {
+  const { linkIds } = queryHook(ifindex, attachType);
+  const ours = linkIds.filter((id) => tcxPriorities.has(id));
+  for (const id of ours) {
+    if (tcxPriorities.get(id) === priority) {
+      throw new BeltError(`priority ${priority} is taken by another belt program (link ${id})`, {
+        code: EEXIST,
+        hint: "choose another --priority",
+      });
+    }
+  }
+  const after = ours.filter((id) => tcxPriorities.get(id)! < priority).at(-1);
+  const before = ours.find((id) => tcxPriorities.get(id)! > priority);
+  const byLinkId = MprogFlag.LINK | MprogFlag.ID;
+  if (before !== undefined) return { flags: MprogFlag.BEFORE | byLinkId, relative: before };
+  if (after !== undefined) return { flags: MprogFlag.AFTER | byLinkId, relative: after };
+  return { flags: 0, relative: 0 }; // no belt program yet: append after foreign ones
+}
+
+function attachTcx(
+  prog: Program,
+  ifindex: number,
+  direction: TcDirection,
+  priority: number,
+  required: boolean,
+): Link | undefined {
+  const attachType = direction === "ingress" ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
+  let anchor: { flags: number; relative: number };
+  try {
+    anchor = tcxAnchor(ifindex, attachType, priority);
+  } catch (e) {
+    if (!required && e instanceof BeltError && (e.code === EINVAL || e.code === EOPNOTSUPP)) {
+      return undefined;
+    }
+    throw e;
+  }
+  const fd = linkCreate({ progFd: prog.fd, ifindex, attachType, ...anchor });
+  const name = interfaceName(ifindex);
+  if (fd < 0) {
+    if (!required && (-fd === EINVAL || -fd === EOPNOTSUPP)) return undefined; // kernel without TCX
+    throw errorFromErrno(`attach TCX ${direction} program '${prog.name}' to ${name}`, -fd);
+  }
+  const linkId = objectInfo(fd, 64).getUint32(4, true); // struct bpf_link_info: type, id
+  tcxPriorities.set(linkId, priority);
+  return new Link(
+    { kind: "tcx", target: name, detail: `tcx ${direction} prio ${priority}` },
+    fd,
+    () => {
+      tcxPriorities.delete(linkId);
+      libc().close(fd);
+    },
+  );
+}
+
+function tcHook(ifindex: number, attachPoint: number): Uint8Array<ArrayBuffer> {
+  const hook = new Uint8Array(24); // struct bpf_tc_hook { sz, ifindex, attach_point, parent }
+  const v = new DataView(hook.buffer);
+  v.setBigUint64(0, 24n, true);
+  v.setInt32(8, ifindex, true);
+  v.setUint32(12, attachPoint, true);
+  return hook;
+}
+
+function tcOpts(priority: number, progFd = 0): Uint8Array<ArrayBuffer> {
+  const opts = new Uint8Array(32); // struct bpf_tc_opts { sz, prog_fd, flags, prog_id, handle, priority }
+  const v = new DataView(opts.buffer);
+  v.setBigUint64(0, 32n, true);
+  v.setInt32(8, progFd, true);
+  v.setUint32(20, 1, true); // handle 1: belt filters are told apart by priority
+  v.setUint32(24, priority, true);
+  return opts;
+}
+
+function attachClsBpf(
+  prog: Program,
+  ifindex: number,
+  direction: TcDirection,
+  priority: number,
+): Link {
+  const name = interfaceName(ifindex);
+  const key = netnsKey(ifindex);
+  const hook = tcHook(ifindex, direction === "ingress" ? TC_INGRESS : TC_EGRESS);
+  const created = libbpf().bpf_tc_hook_create(hook);
+  if (created < 0 && created !== -EEXIST) {
+    throw errorFromErrno(`create clsact qdisc on ${name}`, -created);
+  }
+  if (created === 0) ourQdiscs.set(key, 0);
+  const rc = libbpf().bpf_tc_attach(hook, tcOpts(priority, prog.fd));
+  if (rc < 0) {
+    releaseQdisc(ifindex, key);
+    if (rc === -EEXIST) {
+      throw new BeltError(`${name} ${direction} already has a filter at priority ${priority}`, {
+        code: EEXIST,
+        hint: "choose another --priority",
+      });
+    }
+    throw errorFromErrno(`attach cls_bpf ${direction} program '${prog.name}' to ${name}`, -rc);
+  }
+  if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! + 1);
+  // Detaching later must happen in the namespace the filter lives in.
+  const nsFd = openNetnsFd("/proc/thread-self/ns/net");
+  const detach = () => {
+    withNetnsFd(nsFd, () => {
+      const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
+      if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! - 1);
+      releaseQdisc(ifindex, key);
+      if (rc < 0 && rc !== -2) throw errorFromErrno(`detach cls_bpf filter from ${name}`, -rc);
+    });
+    libc().close(nsFd);
+  };
+  const link = new Link(
+    { kind: "cls_bpf", target: name, detail: `cls_bpf ${direction} prio ${priority}` },
+    -1,
+    detach,
+  );
+  link.onClose(trackForExit(link));
+  return link;
+}
+
+/** Removes the clsact qdisc when belt created it and no belt filter uses it. */
+function releaseQdisc(ifindex: number, key: string): void {
+  if (ourQdiscs.get(key) !== 0) return;
+  ourQdiscs.delete(key);
+  libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
+}

@@ -1,0 +1,36 @@
+/**
+ * Kernel tests: they load programs into the running kernel and need root.
+ * Without root they are skipped with a reason, unless
+ * BELT_KERNEL_TESTS=required (scripts/test.sh, CI) makes that a failure.
+ */
+const required = Deno.env.get("BELT_KERNEL_TESTS") === "required";
+const isRoot = Deno.uid() === 0;
+let warned = false;
+
+/** Deno.test for a test that needs root and a BPF-capable kernel. */
+export function kernelTest(name: string, fn: (t: Deno.TestContext) => Promise<void> | void): void {
+  if (!isRoot && !required) {
+    if (!warned) {
+      console.error("kernel tests skipped: not root (run as root, or set BELT_KERNEL_TESTS=required)");
+      warned = true;
+    }
+    Deno.test({ name, ignore: true, fn });
+    return;
+  }
+  Deno.test({
+    name,
+    fn: isRoot ? fn : () => {
+      throw new Error("kernel test needs root, and BELT_KERNEL_TESTS=required forbids skipping it");
+    },
+  });
+}
+
+/** Polls `probe` until it returns true or `ms` pass; returns the last answer. */
+export async function eventually(probe: () => boolean, ms = 3000, every = 25): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (probe()) return true;
+    await new Promise((r) => setTimeout(r, every));
+  }
+  return probe();
+}
