@@ -36,12 +36,16 @@ function walk(dir: string, out: string[]): void {
 }
 
 async function run(cmd: string, args: string[]): Promise<void> {
-  const { code, stderr } = await new Deno.Command(cmd, { args, cwd: root, stderr: "piped" }).output();
-  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(stderr)}`);
+  const { code, stderr } = await new Deno.Command(cmd, { args, cwd: root, stderr: "piped" })
+    .output();
+  if (code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(stderr)}`);
+  }
 }
 
 async function multiarchInclude(): Promise<string> {
-  const { stdout } = await new Deno.Command("gcc", { args: ["-dumpmachine"], stdout: "piped" }).output()
+  const { stdout } = await new Deno.Command("gcc", { args: ["-dumpmachine"], stdout: "piped" })
+    .output()
     .catch(() => ({ stdout: new TextEncoder().encode("x86_64-linux-gnu") }));
   return `/usr/include/${new TextDecoder().decode(stdout).trim()}`;
 }

@@ -1,5 +1,14 @@
 import { deepEqual, match, throws } from "node:assert/strict";
-import { attachXdp, BeltError, BpfObject, queryXdp, struct, u32, u64, withNetns } from "../bpf/mod.ts";
+import {
+  attachXdp,
+  BeltError,
+  BpfObject,
+  queryXdp,
+  struct,
+  u32,
+  u64,
+  withNetns,
+} from "../bpf/mod.ts";
 import { xdpCountObject } from "./bpf/xdp_count.bpf.ts";
 import { kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
@@ -9,7 +18,12 @@ const A = "198.18.0.1";
 const B = "198.18.0.2";
 
 async function pair(): Promise<Topology> {
-  return await Topology.create(["a", "b"], [{ a: "a", b: "b", aAddrs: [`${A}/24`], bAddrs: [`${B}/24`] }]);
+  return await Topology.create(["a", "b"], [{
+    a: "a",
+    b: "b",
+    aAddrs: [`${A}/24`],
+    bAddrs: [`${B}/24`],
+  }]);
 }
 
 function ipv4(addr: string): Uint8Array {
@@ -17,22 +31,31 @@ function ipv4(addr: string): Uint8Array {
 }
 
 for (const mode of ["native", "generic"] as const) {
-  kernelTest(`attachXdp() in ${mode} mode counts exactly the ICMP and UDP packets sent`, async () => {
-    await using topo = await pair();
-    using obj = BpfObject.open(xdpCountObject, { globals: { only_saddr: ipv4(A) } });
-    obj.load();
-    const link = withNetns(topo.ns("b"), () => attachXdp(obj.program("xdp_count"), "eth0", { mode }));
-    deepEqual(link.info.detail, mode);
-    deepEqual(await topo.ping("a", B, 20), 20);
-    await topo.sendUdp("a", B, 9, 37);
-    const counts = obj.map("counts").typed(u32, protoCount);
-    deepEqual(counts.getSum(1)?.packets, 20n); // ICMP echo requests from A
-    deepEqual(counts.getSum(17)?.packets, 37n); // UDP
-    deepEqual(counts.getSum(17)?.bytes, 37n * 43n); // 14 + 20 + 8 + 1 byte payload
-    link.close();
-    link.close(); // idempotent
-    deepEqual(withNetns(topo.ns("b"), () => queryXdp("eth0").progId), 0);
-  });
+  kernelTest(
+    `attachXdp() in ${mode} mode counts exactly the ICMP and UDP packets sent`,
+    async () => {
+      await using topo = await pair();
+      using obj = BpfObject.open(xdpCountObject, { globals: { only_saddr: ipv4(A) } });
+      obj.load();
+      const link = withNetns(
+        topo.ns("b"),
+        () => attachXdp(obj.program("xdp_count"), "eth0", { mode }),
+      );
+      deepEqual(link.info.detail, mode);
+      deepEqual(await topo.ping("a", B, 20), 20);
+      await topo.sendUdp("a", B, 9, 37);
+      const counts = obj.map("counts").typed(u32, protoCount);
+      deepEqual(counts.getSum(1)?.packets, 20n); // ICMP echo requests from A
+      deepEqual(counts.getSum(17)?.packets, 37n); // UDP
+      deepEqual(counts.getSum(17)?.bytes, 37n * 43n); // 14 + 20 + 8 + 1 byte payload
+      link.close();
+      link.close(); // idempotent
+      deepEqual(
+        withNetns(topo.ns("b"), () => queryXdp("eth0").progId),
+        0,
+      );
+    },
+  );
 }
 
 kernelTest("attachXdp() on an interface that has one already names the first program", async () => {
@@ -60,7 +83,10 @@ kernelTest("attachXdp() on an unknown interface lists the interfaces that exist"
   withNetns(topo.ns("b"), () => {
     throws(() => attachXdp(obj.program("xdp_count"), "nope0"), (e: unknown) => {
       deepEqual(e instanceof BeltError, true);
-      deepEqual((e as BeltError).oneLine(), "unknown interface 'nope0' (interfaces here: lo, eth0)");
+      deepEqual(
+        (e as BeltError).oneLine(),
+        "unknown interface 'nope0' (interfaces here: lo, eth0)",
+      );
       return true;
     });
   });

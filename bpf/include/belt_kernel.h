@@ -25,6 +25,12 @@ struct sock {
 	struct sock_common __sk_common;
 } __attribute__((preserve_access_index));
 
+/* The source port as the wire carries it: inet_sport is set when connect()
+ * picks the port, while skc_num can read 0 around state changes. */
+struct inet_sock {
+	__be16 inet_sport;
+} __attribute__((preserve_access_index));
+
 /* TCP states (include/net/tcp_states.h). */
 #define BELT_TCP_ESTABLISHED 1
 #define BELT_TCP_SYN_SENT 2

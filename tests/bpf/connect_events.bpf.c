@@ -30,7 +30,7 @@ static __always_inline int fill(struct connect_event *e, const struct sock *sk, 
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	e->old_state = oldstate;
 	e->new_state = newstate;

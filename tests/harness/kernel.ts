@@ -11,7 +11,9 @@ let warned = false;
 export function kernelTest(name: string, fn: (t: Deno.TestContext) => Promise<void> | void): void {
   if (!isRoot && !required) {
     if (!warned) {
-      console.error("kernel tests skipped: not root (run as root, or set BELT_KERNEL_TESTS=required)");
+      console.error(
+        "kernel tests skipped: not root (run as root, or set BELT_KERNEL_TESTS=required)",
+      );
       warned = true;
     }
     Deno.test({ name, ignore: true, fn });

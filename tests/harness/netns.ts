@@ -71,7 +71,12 @@ export class Topology implements AsyncDisposable {
       for (const host of hosts) {
         await ip(["netns", "add", topo.ns(host)]);
         await topo.run(host, ["ip", "link", "set", "lo", "up"]);
-        await topo.run(host, ["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+        await topo.run(host, [
+          "sysctl",
+          "-qw",
+          "net.ipv6.conf.all.accept_dad=0",
+          "net.ipv6.conf.default.accept_dad=0",
+        ]);
       }
       for (const [i, link] of links.entries()) await topo.#addLink(link, i);
     } catch (e) {
@@ -85,15 +90,39 @@ export class Topology implements AsyncDisposable {
     const tmpA = `bt${Deno.pid % 100000}x${counter}a${i}`.slice(0, 15);
     const tmpB = `bt${Deno.pid % 100000}x${counter}b${i}`.slice(0, 15);
     // Created directly inside host a's namespace: never visible in the root namespace's list.
-    await this.run(link.a, ["ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB, "netns", this.ns(link.b)]);
-    for (const [host, tmp, name, addrs] of [
-      [link.a, tmpA, link.aName ?? "eth0", link.aAddrs ?? []],
-      [link.b, tmpB, link.bName ?? "eth0", link.bAddrs ?? []],
-    ] as const) {
+    await this.run(link.a, [
+      "ip",
+      "link",
+      "add",
+      tmpA,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      tmpB,
+      "netns",
+      this.ns(link.b),
+    ]);
+    for (
+      const [host, tmp, name, addrs] of [
+        [link.a, tmpA, link.aName ?? "eth0", link.aAddrs ?? []],
+        [link.b, tmpB, link.bName ?? "eth0", link.bAddrs ?? []],
+      ] as const
+    ) {
       await this.run(host, ["ip", "link", "set", tmp, "name", name]);
       for (const addr of addrs) {
-        if (!ALLOWED.test(addr)) throw new Error(`test address ${addr} is outside 198.18.0.0/15 and fd00:beef::/64`);
-        await this.run(host, ["ip", "addr", "add", addr, "dev", name, ...(addr.includes(":") ? ["nodad"] : [])]);
+        if (!ALLOWED.test(addr)) {
+          throw new Error(`test address ${addr} is outside 198.18.0.0/15 and fd00:beef::/64`);
+        }
+        await this.run(host, [
+          "ip",
+          "addr",
+          "add",
+          addr,
+          "dev",
+          name,
+          ...(addr.includes(":") ? ["nodad"] : []),
+        ]);
       }
       await this.run(host, ["ip", "link", "set", name, "up"]);
     }
@@ -147,7 +176,18 @@ export class Topology implements AsyncDisposable {
   /** Pings `count` times from a host, quickly; returns replies received. */
   async ping(host: string, addr: string, count: number): Promise<number> {
     if (!ALLOWED.test(addr)) throw new Error(`refusing to ping ${addr}`);
-    const r = await this.run(host, ["ping", "-n", "-q", "-c", String(count), "-i", "0.01", "-W", "2", addr], false);
+    const r = await this.run(host, [
+      "ping",
+      "-n",
+      "-q",
+      "-c",
+      String(count),
+      "-i",
+      "0.01",
+      "-W",
+      "2",
+      addr,
+    ], false);
     return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
   }
 
