@@ -40,7 +40,7 @@ export { Link } from "./link.ts";
 export type { Closable, LinkInfo } from "./link.ts";
 export { attachXdp, queryXdp } from "./xdp.ts";
 export type { XdpMode, XdpOptions } from "./xdp.ts";
-export { attachTc } from "./tc.ts";
+export { attachTc, listTcx } from "./tc.ts";
 export type { TcDirection, TcMode, TcOptions } from "./tc.ts";
 export {
   attachBtfTracepoint,
@@ -82,3 +82,5 @@ export {
 export type { Codec, Decoded, FieldLayout, StructCodec } from "./codec.ts";
 export type { BtfStruct } from "./btf.ts";
 export { embeddedObject } from "./embed.ts";
+export { probeFeatures } from "./features.ts";
+export type { Feature } from "./features.ts";

@@ -217,3 +217,27 @@ function releaseQdisc(ifindex: number, key: string): void {
   ourQdiscs.delete(key);
   libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
 }
+
+/**
+ * The programs attached as TCX links on an interface and direction, in run
+ * order (empty on kernels without TCX).
+ *
+ * @example
+ * ```ts ignore
+ * import { listTcx } from "@belt/belt/bpf";
+ * console.log(listTcx("eth0", "ingress")); // [{ progId: 42, linkId: 7 }]
+ * ```
+ */
+export function listTcx(
+  iface: string | number,
+  direction: TcDirection,
+): { progId: number; linkId: number }[] {
+  const attachType = direction === "ingress" ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
+  try {
+    const { progIds, linkIds } = queryHook(interfaceIndex(iface), attachType);
+    return progIds.map((progId, i) => ({ progId, linkId: linkIds[i] ?? 0 }));
+  } catch (e) {
+    if (e instanceof BeltError && (e.code === EINVAL || e.code === EOPNOTSUPP)) return [];
+    throw e;
+  }
+}

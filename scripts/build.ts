@@ -1,5 +1,5 @@
 /**
- * Compiles every eBPF program (plugins/*\/*.bpf.c, tests/bpf/*.bpf.c) with
+ * Compiles every eBPF program (bpf/probes, plugins/*\/*.bpf.c, tests/bpf/*.bpf.c) with
  * clang, strips DWARF but keeps BTF (CO-RE and layout tests need it), and
  * writes a generated TypeScript module beside each source that embeds the
  * object. `--check` rebuilds in memory and fails if a committed module is stale.
@@ -15,7 +15,7 @@ const check = Deno.args.includes("--check");
 
 function sources(): string[] {
   const out: string[] = [];
-  for (const dir of ["plugins", "tests/bpf"]) {
+  for (const dir of ["bpf/probes", "plugins", "tests/bpf"]) {
     walk(join(root, dir), out);
   }
   return out.sort();

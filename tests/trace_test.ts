@@ -4,33 +4,15 @@ import {
   attachFentry,
   attachKprobe,
   BpfObject,
-  cstring,
   NotSupportedError,
   PerfBuffer,
   RingBuffer,
-  struct,
-  u16,
-  u32,
-  u64,
-  u8,
 } from "../bpf/mod.ts";
+import { connectEvent } from "./bpf/connect_event.ts";
 import { connectEventsObject } from "./bpf/connect_events.bpf.ts";
 import { unsupportedHooksObject } from "./bpf/unsupported_hooks.bpf.ts";
 import { kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
-
-/** struct connect_event (tests/bpf/connect_event.h). */
-export const connectEvent = struct({
-  timestamp_ns: u64,
-  pid: u32,
-  tid: u32,
-  family: u16,
-  sport: u16,
-  dport: u16,
-  old_state: u8,
-  new_state: u8,
-  comm: cstring(16),
-});
 
 const AF_INET = 2;
 const TCP_CLOSE = 7;

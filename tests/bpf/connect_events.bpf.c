@@ -62,3 +62,6 @@ int BPF_PROG(on_state_perf, const struct sock *sk, int oldstate, int newstate)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Keeps struct connect_event in BTF (locals are not), for the layout test. */
+struct connect_event *unused_connect_event __attribute__((unused));

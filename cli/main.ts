@@ -1,0 +1,65 @@
+/**
+ * belt's command line: dispatches to a command, turns any error into one
+ * line on stderr and a non-zero exit (a stack trace only with --verbose).
+ *
+ * @module
+ */
+import { BeltError, closeTracked, setVerbose } from "../bpf/mod.ts";
+import { probe } from "./probe.ts";
+
+/** The version printed by `belt version`; kept equal to deno.json's. */
+export const VERSION = "0.1.0";
+
+const HELP = `belt ${VERSION} — eBPF networking from Deno
+
+Usage: belt <command> [options]
+
+Commands:
+  probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)
+  version    print the version
+
+Options on every command:
+  -h, --help     help for the command
+  -v, --verbose  libbpf and verifier detail, stack traces on errors
+      --json     JSON lines instead of tables
+
+Exit codes: 0 success, 1 error (one line on stderr), 2 usage error.`;
+
+const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  probe,
+  version: () => {
+    console.log(VERSION);
+    return 0;
+  },
+};
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const verbose = args.includes("--verbose") || args.includes("-v");
+  setVerbose(verbose);
+  const [command, ...rest] = args;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    console.log(HELP);
+    return command ? 0 : 2;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(
+      `belt: unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`,
+    );
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (verbose) console.error(e);
+    const line = e instanceof BeltError ? e.oneLine() : (e as Error).message ?? String(e);
+    console.error(`belt: ${line}`);
+    if (e instanceof BeltError && e.name === "VerifierError" && !verbose) {
+      console.error("belt: rerun with --verbose for the verifier log");
+    }
+    return e instanceof BeltError && /see `belt/.test(e.hint) ? 2 : 1;
+  } finally {
+    closeTracked(); // nothing of ours stays attached after an error
+  }
+}

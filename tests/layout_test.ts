@@ -1,0 +1,28 @@
+import { deepEqual } from "node:assert/strict";
+import { BpfObject, struct, u64 } from "../bpf/mod.ts";
+import type { StructCodec } from "../bpf/mod.ts";
+import { connectEventsObject } from "./bpf/connect_events.bpf.ts";
+import { xdpCountObject } from "./bpf/xdp_count.bpf.ts";
+import { connectEvent } from "./bpf/connect_event.ts";
+
+/** Every member's offset and size, and the total size, equal the compiled BTF. */
+function assertMatchesBtf(codec: StructCodec<unknown>, object: Uint8Array, name: string): void {
+  using obj = BpfObject.open(object);
+  const btf = obj.btfStruct(name);
+  deepEqual(
+    { size: codec.size, members: codec.layout.filter((f) => !f.name.startsWith("_")) },
+    { size: btf.size, members: btf.members },
+  );
+}
+
+Deno.test("connectEvent codec matches struct connect_event in the object's BTF", () => {
+  assertMatchesBtf(connectEvent as StructCodec<unknown>, connectEventsObject, "connect_event");
+});
+
+Deno.test("proto_count codec matches struct proto_count in the object's BTF", () => {
+  assertMatchesBtf(
+    struct({ packets: u64, bytes: u64 }) as StructCodec<unknown>,
+    xdpCountObject,
+    "proto_count",
+  );
+});
