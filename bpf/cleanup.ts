@@ -13,7 +13,16 @@ const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const EXIT_CODE: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 const handlers = new Map<Deno.Signal, () => void>();
 
-/** Closes everything tracked; errors are swallowed so that every item gets its turn. */
+/**
+ * Closes everything tracked (cls_bpf filters, clsact qdiscs); errors are
+ * swallowed so that every item gets its turn.
+ *
+ * @example
+ * ```ts
+ * import { closeTracked } from "@belt/belt/bpf";
+ * closeTracked(); // e.g. in your own shutdown path
+ * ```
+ */
 export function closeTracked(): void {
   for (const item of [...tracked].reverse()) {
     try {

@@ -38,60 +38,149 @@ function scalar<T>(
   return { size, align: size, read, write };
 }
 
-/** `__u8`. */
+/**
+ * `__u8`.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, u8 } from "@belt/belt/bpf";
+ * console.log(decode(u8, encode(u8, 7))); // 7
+ * ```
+ */
 export const u8: Codec<number> = scalar(1, (v, o) => v.getUint8(o), (v, o, x) => v.setUint8(o, x));
-/** `__s8`. */
+/**
+ * `__s8`.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, i8 } from "@belt/belt/bpf";
+ * console.log(decode(i8, encode(i8, -7))); // -7
+ * ```
+ */
 export const i8: Codec<number> = scalar(1, (v, o) => v.getInt8(o), (v, o, x) => v.setInt8(o, x));
-/** `__u16`, host (little-endian) order. */
+/**
+ * `__u16`, host (little-endian) order.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, u16 } from "@belt/belt/bpf";
+ * console.log(decode(u16, encode(u16, 7))); // 7
+ * ```
+ */
 export const u16: Codec<number> = scalar(
   2,
   (v, o) => v.getUint16(o, true),
   (v, o, x) => v.setUint16(o, x, true),
 );
-/** `__be16`: network byte order, e.g. a port as the packet carries it. */
+/**
+ * `__be16`: network byte order, e.g. a port as the packet carries it.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, be16 } from "@belt/belt/bpf";
+ * console.log(decode(be16, encode(be16, 7))); // 7
+ * ```
+ */
 export const be16: Codec<number> = scalar(
   2,
   (v, o) => v.getUint16(o, false),
   (v, o, x) => v.setUint16(o, x, false),
 );
-/** `__s16`. */
+/**
+ * `__s16`.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, i16 } from "@belt/belt/bpf";
+ * console.log(decode(i16, encode(i16, -7))); // -7
+ * ```
+ */
 export const i16: Codec<number> = scalar(
   2,
   (v, o) => v.getInt16(o, true),
   (v, o, x) => v.setInt16(o, x, true),
 );
-/** `__u32`, host order. */
+/**
+ * `__u32`, host order.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, u32 } from "@belt/belt/bpf";
+ * console.log(decode(u32, encode(u32, 7))); // 7
+ * ```
+ */
 export const u32: Codec<number> = scalar(
   4,
   (v, o) => v.getUint32(o, true),
   (v, o, x) => v.setUint32(o, x, true),
 );
-/** `__be32`: network byte order, e.g. an IPv4 address. */
+/**
+ * `__be32`: network byte order, e.g. an IPv4 address.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, be32 } from "@belt/belt/bpf";
+ * console.log(decode(be32, encode(be32, 7))); // 7
+ * ```
+ */
 export const be32: Codec<number> = scalar(
   4,
   (v, o) => v.getUint32(o, false),
   (v, o, x) => v.setUint32(o, x, false),
 );
-/** `__s32`. */
+/**
+ * `__s32`.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, i32 } from "@belt/belt/bpf";
+ * console.log(decode(i32, encode(i32, -7))); // -7
+ * ```
+ */
 export const i32: Codec<number> = scalar(
   4,
   (v, o) => v.getInt32(o, true),
   (v, o, x) => v.setInt32(o, x, true),
 );
-/** `__u64` as bigint (counters overflow 2^53). */
+/**
+ * `__u64` as bigint (counters overflow 2^53).
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, u64 } from "@belt/belt/bpf";
+ * console.log(decode(u64, encode(u64, 7n))); // 7n
+ * ```
+ */
 export const u64: Codec<bigint> = scalar(
   8,
   (v, o) => v.getBigUint64(o, true),
   (v, o, x) => v.setBigUint64(o, x, true),
 );
-/** `__s64` as bigint. */
+/**
+ * `__s64` as bigint.
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, i64 } from "@belt/belt/bpf";
+ * console.log(decode(i64, encode(i64, -7n))); // -7n
+ * ```
+ */
 export const i64: Codec<bigint> = scalar(
   8,
   (v, o) => v.getBigInt64(o, true),
   (v, o, x) => v.setBigInt64(o, x, true),
 );
 
-/** `__u8 name[n]`: raw bytes (copied on read). */
+/**
+ * `__u8 name[n]`: raw bytes (copied on read).
+ *
+ * @example
+ * ```ts
+ * import { bytes, struct } from "@belt/belt/bpf";
+ * const mac = struct({ addr: bytes(6), _pad: bytes(2) });
+ * console.log(mac.size); // 8
+ * ```
+ */
 export function bytes(n: number): Codec<Uint8Array> {
   return {
     size: n,
@@ -104,7 +193,15 @@ export function bytes(n: number): Codec<Uint8Array> {
   };
 }
 
-/** `char name[n]`: a NUL-terminated string (e.g. `comm`). */
+/**
+ * `char name[n]`: a NUL-terminated string (e.g. `comm`).
+ *
+ * @example
+ * ```ts
+ * import { cstring, decode } from "@belt/belt/bpf";
+ * console.log(decode(cstring(16), new TextEncoder().encode("bash\0"))); // "bash"
+ * ```
+ */
 export function cstring(n: number): Codec<string> {
   const raw = bytes(n);
   return {
@@ -119,7 +216,16 @@ export function cstring(n: number): Codec<string> {
   };
 }
 
-/** Explicit padding: reads as undefined, writes zeros. */
+/**
+ * Explicit padding: reads as undefined, writes zeros.
+ *
+ * @example
+ * ```ts
+ * import { pad, struct, u16, u32 } from "@belt/belt/bpf";
+ * const key = struct({ port: u16, _pad: pad(2), addr: u32 });
+ * console.log(key.size); // 8
+ * ```
+ */
 export function pad(n: number): Codec<undefined> {
   return {
     size: n,
@@ -129,7 +235,15 @@ export function pad(n: number): Codec<undefined> {
   };
 }
 
-/** `T name[n]`. */
+/**
+ * `T name[n]`.
+ *
+ * @example
+ * ```ts
+ * import { array, decode, u16 } from "@belt/belt/bpf";
+ * console.log(decode(array(u16, 2), new Uint8Array([1, 0, 2, 0]))); // [1, 2]
+ * ```
+ */
 export function array<T>(codec: Codec<T>, n: number): Codec<T[]> {
   return {
     size: codec.size * n,
@@ -159,7 +273,8 @@ export interface StructCodec<T> extends Codec<T> {
   unpack(bytes: Uint8Array): T;
 }
 
-type FieldsOf<F extends Record<string, Codec<unknown>>> = { [K in keyof F]: Decoded<F[K]> };
+/** The decoded object type of a struct whose members are the codecs `F`. */
+export type FieldsOf<F extends Record<string, Codec<unknown>>> = { [K in keyof F]: Decoded<F[K]> };
 
 /**
  * A C struct. Members are laid out in order with C alignment rules; if a

@@ -53,7 +53,15 @@ export function interfaceIndex(iface: string | number): number {
   return index;
 }
 
-/** The name of an interface given by index or name, for messages. */
+/**
+ * The name of an interface given by index or name, for messages.
+ *
+ * @example
+ * ```ts
+ * import { interfaceName } from "@belt/belt/bpf";
+ * console.log(interfaceName(1)); // "lo"
+ * ```
+ */
 export function interfaceName(iface: string | number): string {
   if (typeof iface === "string") return iface;
   return listInterfaces().find(([index]) => index === iface)?.[1] ?? `ifindex ${iface}`;

@@ -27,7 +27,15 @@ export function setVerbose(on: boolean): void {
   verbose = on;
 }
 
-/** Whether libbpf messages are echoed to stderr. */
+/**
+ * Whether libbpf messages are echoed to stderr.
+ *
+ * @example
+ * ```ts
+ * import { isVerbose } from "@belt/belt/bpf";
+ * console.log(isVerbose());
+ * ```
+ */
 export function isVerbose(): boolean {
   return verbose;
 }

@@ -9,7 +9,15 @@ import { BeltError, errorFromErrno } from "./errors.ts";
 import type { Codec } from "./codec.ts";
 import { pinFd } from "./link.ts";
 
-/** Map types belt names (enum bpf_map_type). */
+/**
+ * Map types belt names (enum bpf_map_type).
+ *
+ * @example
+ * ```ts ignore
+ * import { MapType } from "@belt/belt/bpf";
+ * if (obj.map("events").type === MapType.RINGBUF) console.log("ring buffer");
+ * ```
+ */
 export const MapType = {
   HASH: 1,
   ARRAY: 2,
@@ -31,11 +39,27 @@ const ARRAY_TYPES: ReadonlySet<number> = new Set([MapType.ARRAY, MapType.PERCPU_
 const ENOENT = 2;
 const E2BIG = 7;
 
-/** Update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST). */
+/**
+ * Update flags (BPF_ANY, BPF_NOEXIST, BPF_EXIST).
+ *
+ * @example
+ * ```ts ignore
+ * import { UpdateFlag } from "@belt/belt/bpf";
+ * rules.set(key, value, UpdateFlag.NOEXIST); // fails with EEXIST if present
+ * ```
+ */
 export const UpdateFlag = { ANY: 0n, NOEXIST: 1n, EXIST: 2n } as const;
 
 let possibleCpus = 0;
-/** Number of possible CPUs: the number of slots in a per-CPU value. */
+/**
+ * Number of possible CPUs: the number of slots in a per-CPU value.
+ *
+ * @example
+ * ```ts ignore
+ * import { possibleCpuCount } from "@belt/belt/bpf";
+ * console.log(possibleCpuCount());
+ * ```
+ */
 export function possibleCpuCount(): number {
   possibleCpus ||= libbpf().libbpf_num_possible_cpus();
   return possibleCpus;

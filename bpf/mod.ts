@@ -79,7 +79,7 @@ export {
   u64,
   u8,
 } from "./codec.ts";
-export type { Codec, Decoded, FieldLayout, StructCodec } from "./codec.ts";
+export type { Codec, Decoded, FieldLayout, FieldsOf, StructCodec } from "./codec.ts";
 export type { BtfStruct } from "./btf.ts";
 export { embeddedObject } from "./embed.ts";
 export { probeFeatures } from "./features.ts";

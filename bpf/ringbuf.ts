@@ -155,7 +155,7 @@ export class RingBuffer implements Closable, AsyncDisposable {
   }
 
   /** Waits until events are available (true), or timeout/close (false). */
-  async ready(timeoutMs = this.#pollMs): Promise<boolean> {
+  async ready(timeoutMs: number = this.#pollMs): Promise<boolean> {
     if (Number(this.#consumerPos[0]) < Number(this.#producerPos[0])) return true;
     return await this.#waiter.wait(timeoutMs);
   }

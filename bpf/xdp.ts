@@ -23,7 +23,15 @@ export interface XdpOptions {
   mode?: XdpMode;
 }
 
-/** The XDP program on an interface: its id and mode, or id 0. */
+/**
+ * The XDP program on an interface: its id and mode, or id 0.
+ *
+ * @example
+ * ```ts ignore
+ * import { queryXdp } from "@belt/belt/bpf";
+ * console.log(queryXdp("eth0")); // { progId: 0, mode: "none" }
+ * ```
+ */
 export function queryXdp(iface: string | number): { progId: number; mode: string } {
   const opts = new Uint8Array(32); // struct bpf_xdp_query_opts
   const v = new DataView(opts.buffer);

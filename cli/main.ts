@@ -7,7 +7,15 @@
 import { BeltError, closeTracked, setVerbose } from "../bpf/mod.ts";
 import { probe } from "./probe.ts";
 
-/** The version printed by `belt version`; kept equal to deno.json's. */
+/**
+ * The version printed by `belt version`; kept equal to deno.json's.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "@belt/belt";
+ * console.log(VERSION);
+ * ```
+ */
 export const VERSION = "0.1.0";
 
 const HELP = `belt ${VERSION} — eBPF networking from Deno
@@ -33,7 +41,15 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   },
 };
 
-/** Runs the CLI with `args`; returns the exit code. */
+/**
+ * Runs the CLI with `args`; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@belt/belt";
+ * Deno.exit(await main(["probe", "--json"]));
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   const verbose = args.includes("--verbose") || args.includes("-v");
   setVerbose(verbose);
