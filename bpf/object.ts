@@ -143,9 +143,16 @@ export class BpfObject implements Closable, Disposable {
     return p;
   }
 
-  /** The map called `name`; throws listing the names that exist. */
+  /**
+   * The map called `name`; throws listing the names that exist. Internal maps
+   * can be named by section (".bss", ".data", ".rodata"): libbpf prefixes them
+   * with a shortened object name.
+   */
   map(name: string): BpfMap {
-    const m = this.#maps.get(name);
+    const m = this.#maps.get(name) ??
+      (name.startsWith(".")
+        ? [...this.#maps.values()].find((x) => x.name.endsWith(name))
+        : undefined);
     if (!m) {
       throw new BeltError(`object '${this.name}' has no map '${name}'`, {
         hint: `it has: ${[...this.#maps.keys()].join(", ")}`,

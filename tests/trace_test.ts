@@ -1,14 +1,20 @@
-import { deepEqual, throws } from "node:assert/strict";
+import { deepEqual, ok, throws } from "node:assert/strict";
 import {
   attachBtfTracepoint,
   attachFentry,
   attachKprobe,
+  attachRawTracepoint,
+  attachTracepoint,
   BpfObject,
   NotSupportedError,
   PerfBuffer,
   RingBuffer,
+  struct,
+  u32,
+  u64,
 } from "../bpf/mod.ts";
 import { connectEvent } from "./bpf/connect_event.ts";
+import { stateCountersObject } from "./bpf/state_counters.bpf.ts";
 import { connectEventsObject } from "./bpf/connect_events.bpf.ts";
 import { unsupportedHooksObject } from "./bpf/unsupported_hooks.bpf.ts";
 import { kernelTest } from "./harness/kernel.ts";
@@ -102,6 +108,19 @@ kernelTest("the same event arrives through a perf buffer", async () => {
     }
   }
   deepEqual([syn?.pid, syn?.dport, perf.lost], [pid, PORT, 0n]);
+});
+
+kernelTest("raw and classic tracepoints both see a connect's state changes", async () => {
+  await using topo = await topology();
+  using obj = BpfObject.open(stateCountersObject);
+  obj.load();
+  attachRawTracepoint(obj.program("count_raw"), "inet_sock_set_state");
+  attachTracepoint(obj.program("count_classic"), "sock/inet_sock_set_state");
+  await connectFrom(topo);
+  const bss = obj.map(".bss").typed(u32, struct({ raw: u64, classic: u64 }));
+  const { raw, classic } = bss.get(0)!;
+  // CLOSE -> SYN_SENT -> CLOSE at least; other sockets on the machine may add more.
+  ok(raw >= 2n && classic >= 2n, `raw ${raw}, classic ${classic}`);
 });
 
 kernelTest("kprobe and fentry fail with NotSupportedError where the kernel lacks them", () => {
