@@ -160,16 +160,6 @@ export function errnoName(code: number): string {
   return ERRNO_NAMES[n] ?? `errno ${n}`;
 }
 
-/** True when the effective user is root; cached. */
-let euidIsRoot: boolean | undefined;
-
-/** Sets how root-ness is detected (bpf/ calls this once libc is open). */
-export function setRootProbe(probe: () => boolean): void {
-  rootProbe = probe;
-  euidIsRoot = undefined;
-}
-let rootProbe: () => boolean = () => true;
-
 /**
  * Turns a failed call's errno into the right error: `PermissionError` for
  * EPERM/EACCES when not root, `NotSupportedError` for the "not supported"
@@ -184,7 +174,7 @@ let rootProbe: () => boolean = () => true;
  */
 export function errorFromErrno(what: string, code: number, hint = ""): BeltError {
   const n = Math.abs(code);
-  euidIsRoot ??= rootProbe();
-  if ((n === 1 || n === 13) && !euidIsRoot) return new PermissionError(what, n);
+  // Deno.uid() is the real uid; belt is run as root or through sudo, where both agree.
+  if ((n === 1 || n === 13) && Deno.uid() !== 0) return new PermissionError(what, n);
   return new BeltError(`${what}: ${errnoName(n)}`, { code: n, hint });
 }
