@@ -136,9 +136,18 @@ export class BpfMap {
     });
   }
 
-  /** Pins the map on bpffs. */
+  /** Pins the map on bpffs so it outlives this process. */
   pin(path: string): void {
     pinFd(this.fd, path, `map '${this.name}'`);
+  }
+
+  /** Removes a pin made with pin(); a missing pin is not an error. */
+  unpin(path: string): void {
+    try {
+      Deno.removeSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
   }
 }
 

@@ -37,12 +37,7 @@ for (
   kernelTest(
     `after ${signal}, no ${mode} program, filter or qdisc of ours stays on the interface`,
     async () => {
-      await using topo = await Topology.create(["a", "b"], [{
-        a: "a",
-        b: "b",
-        aAddrs: ["198.18.4.1/24"],
-        bAddrs: ["198.18.4.2/24"],
-      }]);
+      await using topo = await Topology.pair(4);
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "tests/fixtures/hold_tc.ts", topo.ns("a"), mode],
         cwd: root,

@@ -90,6 +90,8 @@ kernelTest("a pinned map is reachable from outside the object and unpins cleanly
     obj.map("tiny_hash").typed(u64, u32).set(5n, 55);
     using pinned = openPinnedMap(`${dir}/tiny`, u64, u32);
     equal(pinned.map.get(5n), 55);
+    obj.map("tiny_hash").unpin(`${dir}/tiny`);
+    throws(() => openPinnedMap(`${dir}/tiny`, u64, u32), /open pinned map .*ENOENT/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

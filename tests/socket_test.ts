@@ -7,12 +7,7 @@ import { Topology } from "./harness/netns.ts";
 const B = "198.18.3.2";
 
 kernelTest("a socket filter lets only matching packets reach an AF_PACKET socket", async () => {
-  await using topo = await Topology.create(["a", "b"], [{
-    a: "a",
-    b: "b",
-    aAddrs: ["198.18.3.1/24"],
-    bAddrs: [`${B}/24`],
-  }]);
+  await using topo = await Topology.pair(3);
   using obj = BpfObject.open(socketUdpPortObject, { globals: { port: 5353 } });
   obj.load();
   await using sock = withNetns(

@@ -26,12 +26,7 @@ for (const mode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
   kernelTest(
     `attachTc(${mode}) runs programs in priority order and stops at a final verdict`,
     async () => {
-      await using topo = await Topology.create(["a", "b"], [{
-        a: "a",
-        b: "b",
-        aAddrs: ["198.18.1.1/24"],
-        bAddrs: [`${B}/24`],
-      }]);
+      await using topo = await Topology.pair(1);
       using first = chainLink(1);
       using second = chainLink(2);
       using dropper = chainLink(3, TC_ACT_SHOT);
@@ -79,12 +74,7 @@ for (const mode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
 }
 
 kernelTest("attachTc(cls_bpf) leaves a foreign clsact qdisc and its filters alone", async () => {
-  await using topo = await Topology.create(["a", "b"], [{
-    a: "a",
-    b: "b",
-    aAddrs: ["198.18.1.1/24"],
-    bAddrs: [`${B}/24`],
-  }]);
+  await using topo = await Topology.pair(1);
   await topo.run("a", ["tc", "qdisc", "add", "dev", "eth0", "clsact"]);
   await topo.run("a", [
     "tc",

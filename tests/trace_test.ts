@@ -33,12 +33,7 @@ async function connectFrom(topo: Topology): Promise<number> {
 }
 
 async function topology(): Promise<Topology> {
-  return await Topology.create(["a", "b"], [{
-    a: "a",
-    b: "b",
-    aAddrs: ["198.18.2.1/24"],
-    bAddrs: ["198.18.2.2/24"],
-  }]);
+  return await Topology.pair(2);
 }
 
 kernelTest(

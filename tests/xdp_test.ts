@@ -17,15 +17,6 @@ const protoCount = struct({ packets: u64, bytes: u64 });
 const A = "198.18.0.1";
 const B = "198.18.0.2";
 
-async function pair(): Promise<Topology> {
-  return await Topology.create(["a", "b"], [{
-    a: "a",
-    b: "b",
-    aAddrs: [`${A}/24`],
-    bAddrs: [`${B}/24`],
-  }]);
-}
-
 function ipv4(addr: string): Uint8Array {
   return new Uint8Array(addr.split(".").map(Number));
 }
@@ -40,7 +31,7 @@ for (
   kernelTest(
     `attachXdp() in ${mode} mode counts exactly the ICMP and UDP packets sent`,
     async () => {
-      await using topo = await pair();
+      await using topo = await Topology.pair(0);
       using obj = BpfObject.open(xdpCountObject, { globals: { only_saddr: ipv4(A) } });
       obj.load();
       const link = withNetns(
@@ -65,7 +56,7 @@ for (
 }
 
 kernelTest("attachXdp() on an interface that has one already names the first program", async () => {
-  await using topo = await pair();
+  await using topo = await Topology.pair(0);
   using obj = BpfObject.open(xdpCountObject);
   obj.load();
   using other = BpfObject.open(xdpCountObject);
@@ -83,7 +74,7 @@ kernelTest("attachXdp() on an interface that has one already names the first pro
 });
 
 kernelTest("attachXdp() on an unknown interface lists the interfaces that exist", async () => {
-  await using topo = await pair();
+  await using topo = await Topology.pair(0);
   using obj = BpfObject.open(xdpCountObject);
   obj.load();
   withNetns(topo.ns("b"), () => {

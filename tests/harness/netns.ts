@@ -86,6 +86,19 @@ export class Topology implements AsyncDisposable {
     return topo;
   }
 
+  /**
+   * Two hosts "a" and "b" joined at their eth0 by one veth link, addressed
+   * 198.18.<subnet>.1/24 and .2/24 (and fd00:beef::<subnet>:1/2 /64).
+   */
+  static async pair(subnet: number): Promise<Topology> {
+    return await Topology.create(["a", "b"], [{
+      a: "a",
+      b: "b",
+      aAddrs: [`198.18.${subnet}.1/24`, `fd00:beef::${subnet}:1/64`],
+      bAddrs: [`198.18.${subnet}.2/24`, `fd00:beef::${subnet}:2/64`],
+    }]);
+  }
+
   async #addLink(link: LinkSpec, i: number): Promise<void> {
     const tmpA = `bt${Deno.pid % 100000}x${counter}a${i}`.slice(0, 15);
     const tmpB = `bt${Deno.pid % 100000}x${counter}b${i}`.slice(0, 15);
