@@ -271,7 +271,7 @@ static __always_inline int belt_parse_ipv6(struct belt_cursor *c, struct belt_pa
 {
 	struct belt_ipv6_hdr *ip6 = belt_cursor_take(c, sizeof(*ip6));
 	__u32 plen;
-	__u8 nh;
+	__u8 nh, seen_frag = 0;
 
 	if (!ip6) {
 		pkt->flags |= BELT_F_TRUNCATED;
@@ -295,9 +295,17 @@ static __always_inline int belt_parse_ipv6(struct belt_cursor *c, struct belt_pa
 #pragma unroll
 	for (int i = 0; i < BELT_IPV6_MAX_EXT; i++) {
 		if (nh == IPPROTO_FRAGMENT) {
-			struct belt_frag_hdr *fh = belt_cursor_take(c, sizeof(*fh));
+			struct belt_frag_hdr *fh;
 			__u32 frag;
 
+			/* RFC 8200: one fragment header at most. A second would
+			 * describe another datagram and mix up the frag fields. */
+			if (seen_frag) {
+				pkt->flags |= BELT_F_MALFORMED;
+				return -1;
+			}
+			seen_frag = 1;
+			fh = belt_cursor_take(c, sizeof(*fh));
 			if (!fh) {
 				pkt->flags |= BELT_F_TRUNCATED;
 				return -1;
