@@ -60,6 +60,8 @@ async function compile(source: string, tmp: string, include: string): Promise<Ui
     "bpf",
     "-Wall",
     "-Werror",
+    // BTF line info records source paths: make them relative so every clone builds the same bytes.
+    `-fdebug-prefix-map=${root.replace(/\/$/, "")}=.`,
     "-I",
     "bpf/include",
     "-I",
