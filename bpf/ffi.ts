@@ -207,6 +207,30 @@ let libcLib: Libc | undefined;
 /** Names tried in order when `BELT_LIBBPF` is not set. */
 const LIBBPF_NAMES = ["libbpf.so.1", "libbpf.so"];
 
+/**
+ * Symbols bound on first use: Deno builds a call stub per declared symbol at
+ * dlopen, and a short-lived command uses only a few of them (this halves the
+ * time to open an object). The OS loads the library once either way.
+ */
+function lazySymbols<S extends Deno.ForeignLibraryInterface>(
+  path: string,
+  table: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  const symbols = {} as Record<string, unknown>;
+  for (const name of Object.keys(table)) {
+    Object.defineProperty(symbols, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = Deno.dlopen(path, { [name]: table[name]! }).symbols[name];
+        Object.defineProperty(symbols, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  }
+  return symbols as Deno.DynamicLibrary<S>["symbols"];
+}
+
 /** Opens libbpf once; `BELT_LIBBPF` overrides the library path. */
 export function libbpf(): Libbpf {
   if (libbpfLib) return libbpfLib;
@@ -214,7 +238,9 @@ export function libbpf(): Libbpf {
   const names = override ? [override] : LIBBPF_NAMES;
   for (const name of names) {
     try {
-      libbpfLib = Deno.dlopen(name, libbpfSymbols).symbols;
+      // Bind one symbol now so a missing or wrong library fails here, with a clear message.
+      Deno.dlopen(name, { libbpf_num_possible_cpus: libbpfSymbols.libbpf_num_possible_cpus });
+      libbpfLib = lazySymbols(name, libbpfSymbols);
       return libbpfLib;
     } catch {
       // try the next name
@@ -230,7 +256,7 @@ export function libbpf(): Libbpf {
 
 /** Opens the C library once (needed for syscalls libbpf does not wrap). */
 export function libc(): Libc {
-  libcLib ??= Deno.dlopen("libc.so.6", libcSymbols).symbols;
+  libcLib ??= lazySymbols("libc.so.6", libcSymbols);
   return libcLib;
 }
 

@@ -181,6 +181,13 @@ export class TypedMap<K, V> {
   readonly #cpus: number;
   readonly #stride: number; // bytes of one CPU's value in the kernel's per-CPU layout
   readonly #maxEntries: number;
+  readonly #valueBytes: number; // one full value as the syscall sees it (all CPUs)
+  // Scratch buffers reused by every single-entry call: the kernel copies them
+  // before the call returns, and decoded values never alias them.
+  readonly #keyBuf: Uint8Array<ArrayBuffer>;
+  readonly #keyView: DataView;
+  readonly #valueBuf: Uint8Array<ArrayBuffer>;
+  readonly #valueView: DataView;
 
   /** Built by {@linkcode BpfMap.typed} or {@linkcode openPinnedMap}. */
   constructor(
@@ -212,17 +219,23 @@ export class TypedMap<K, V> {
     this.#cpus = perCpu ? possibleCpuCount() : 1;
     this.#stride = perCpu ? Math.ceil(value.size / 8) * 8 : value.size;
     this.#maxEntries = shape.maxEntries;
-  }
-
-  /** Bytes of one full value as the syscall sees it (all CPUs). */
-  get #valueBytes(): number {
-    return this.#stride * this.#cpus;
+    this.#valueBytes = this.#stride * this.#cpus;
+    this.#keyBuf = new Uint8Array(key.size);
+    this.#keyView = new DataView(this.#keyBuf.buffer);
+    this.#valueBuf = new Uint8Array(this.#valueBytes);
+    this.#valueView = new DataView(this.#valueBuf.buffer);
   }
 
   #encodeKey(key: K): Uint8Array<ArrayBuffer> {
-    const buf = new Uint8Array(this.#key.size);
-    this.#key.write(new DataView(buf.buffer), 0, key);
-    return buf;
+    this.#key.write(this.#keyView, 0, key);
+    return this.#keyBuf;
+  }
+
+  #lookup(key: K): boolean {
+    const rc = libbpf().bpf_map_lookup_elem(this.#fd, this.#encodeKey(key), this.#valueBuf);
+    if (rc === -ENOENT) return false;
+    if (rc < 0) throw this.#fail("look up in", -rc);
+    return true;
   }
 
   #writeValue(view: DataView, base: number, value: V | V[]): void {
@@ -258,16 +271,12 @@ export class TypedMap<K, V> {
 
   /** The value for `key` (per-CPU maps: one per CPU), or undefined. */
   getAll(key: K): V[] | undefined {
-    const value = new Uint8Array(this.#valueBytes);
-    const rc = libbpf().bpf_map_lookup_elem(this.#fd, this.#encodeKey(key), value);
-    if (rc === -ENOENT) return undefined;
-    if (rc < 0) throw this.#fail("look up in", -rc);
-    return this.#readValues(new DataView(value.buffer), 0);
+    return this.#lookup(key) ? this.#readValues(this.#valueView, 0) : undefined;
   }
 
   /** The value for `key`; on a per-CPU map, CPU 0's value (use getAll/getSum). */
   get(key: K): V | undefined {
-    return this.getAll(key)?.[0];
+    return this.#lookup(key) ? this.#value.read(this.#valueView, 0) : undefined;
   }
 
   /** The per-CPU values of `key` added up field by field. */
@@ -278,9 +287,8 @@ export class TypedMap<K, V> {
 
   /** Sets `key`; a per-CPU map takes one value for all CPUs or an array of one per CPU. */
   set(key: K, value: V | V[], flags: bigint = UpdateFlag.ANY): void {
-    const buf = new Uint8Array(this.#valueBytes);
-    this.#writeValue(new DataView(buf.buffer), 0, value);
-    const rc = libbpf().bpf_map_update_elem(this.#fd, this.#encodeKey(key), buf, flags);
+    this.#writeValue(this.#valueView, 0, value);
+    const rc = libbpf().bpf_map_update_elem(this.#fd, this.#encodeKey(key), this.#valueBuf, flags);
     if (rc < 0) throw this.#fail("update", -rc);
   }
 

@@ -147,10 +147,33 @@ export class RingBuffer implements Closable, AsyncDisposable {
     return count;
   }
 
-  /** Copies out every event available now. */
+  /**
+   * Copies out every event available now (up to `max`): one copy of the
+   * whole span, handed out as views into it (use each view's byteOffset).
+   */
   drain(max = Infinity): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    this.consume((_, offset, length) => out.push(this.#data.slice(offset, offset + length)), max);
+    if (this.#closed) return [];
+    const first = Number(this.#consumerPos[0]);
+    const producer = Number(this.#producerPos[0]);
+    const records: number[] = []; // offset, length pairs relative to `first`
+    let consumer = first;
+    while (consumer < producer && records.length < 2 * max) {
+      const header = this.#view.getUint32(consumer & this.#mask, true);
+      if (header & BUSY) break; // the producer has not committed this record yet
+      const length = header & 0x3fffffff; // without BUSY and DISCARD
+      if (!(header & DISCARD)) records.push(consumer - first + HEADER, length);
+      consumer += (length + HEADER + 7) & ~7;
+    }
+    if (consumer === first) return [];
+    // The data area is mapped twice in a row, so the span is contiguous even when it wraps.
+    const start = first & this.#mask;
+    const copy = this.#data.slice(start, start + (consumer - first));
+    this.#consumerPos[0] = BigInt(consumer); // only after the copy: the producer may reuse it now
+    const out: Uint8Array[] = new Array(records.length / 2);
+    for (let i = 0; i < records.length; i += 2) {
+      out[i / 2] = copy.subarray(records[i]!, records[i]! + records[i + 1]!);
+    }
+    this.#received += out.length;
     return out;
   }
 
@@ -160,24 +183,34 @@ export class RingBuffer implements Closable, AsyncDisposable {
     return await this.#waiter.wait(timeoutMs);
   }
 
-  /** Yields each event's bytes until close(). */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    try {
-      while (!this.#closed) {
-        const batch = this.drain(4096);
-        if (batch.length) yield* batch;
-        else await this.ready();
-      }
-    } finally {
-      await this.#waiter.settled();
+  /** Resolves with the next non-empty batch, or null once closed. */
+  async #nextBatch(max: number): Promise<Uint8Array[] | null> {
+    while (!this.#closed) {
+      const batch = this.drain(max);
+      if (batch.length) return batch;
+      await this.ready();
     }
+    await this.#waiter.settled();
+    return null;
   }
 
-  /** Yields each event decoded with `codec`. */
-  async *decoded<T>(codec: Codec<T>): AsyncGenerator<T> {
-    for await (const bytes of this) {
-      yield codec.read(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
-    }
+  /** Yields arrays of events as they arrive (the fastest way to read), until close(). */
+  batches(max = 4096): AsyncIterableIterator<Uint8Array[]> {
+    return iterate(() => this.#nextBatch(max).then((b) => (b ? [b] : null)));
+  }
+
+  /** Yields each event's bytes (a view: mind byteOffset) until close(). */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    return iterate(() => this.#nextBatch(4096));
+  }
+
+  /** Yields each event decoded with `codec`, until close(). */
+  decoded<T>(codec: Codec<T>): AsyncIterableIterator<T> {
+    return iterate(async () => {
+      const batch = await this.#nextBatch(4096);
+      return batch &&
+        batch.map((b) => codec.read(new DataView(b.buffer, b.byteOffset, b.byteLength), 0));
+    });
   }
 
   /** Stops iteration and unmaps the ring. Idempotent. */
@@ -194,4 +227,39 @@ export class RingBuffer implements Closable, AsyncDisposable {
     this.close();
     await this.#waiter.settled();
   }
+}
+
+/**
+ * An async iterator over items that arrive in batches: within a batch each
+ * step is one resolved promise (an async generator costs several times more
+ * per step). `nextBatch` resolves null when the source ends.
+ */
+function iterate<T>(nextBatch: () => Promise<T[] | null>): AsyncIterableIterator<T> {
+  let batch: T[] = [];
+  let index = 0;
+  let done = false;
+  const it: AsyncIterableIterator<T> = {
+    next(): Promise<IteratorResult<T>> {
+      if (index < batch.length) return Promise.resolve({ value: batch[index++]!, done: false });
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      return nextBatch().then((next) => {
+        if (!next) {
+          done = true;
+          return { value: undefined, done: true };
+        }
+        batch = next;
+        index = 1;
+        return { value: next[0]!, done: false };
+      });
+    },
+    return(): Promise<IteratorResult<T>> {
+      done = true;
+      batch = [];
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it;
 }
