@@ -1,0 +1,104 @@
+/**
+ * belt's benchmarks, each side by side with a peer in the same run:
+ *   1. map lookup/update from Deno vs a C loop on libbpf (same pinned map);
+ *   2. ring buffer drain into `for await` vs a libbpf consumer, and loss at ~100k/s;
+ *   3. cold start: `deno run` to an attached XDP program vs bpftool.
+ * Writes docs/benchmarks.md. Needs root (loads programs, pins, namespaces).
+ *
+ *   deno task bench
+ */
+import { BpfObject, kernelRelease } from "../../bpf/mod.ts";
+import { measureDlopen, measureJsCosts } from "./costs.ts";
+import { cleanupAll, cleanupOnSignals, onCleanup, onCleanupFirst } from "./cleanup.ts";
+import { buildAll } from "./compile.ts";
+import { pinBenchObject, pinDir } from "./pins.ts";
+import { mapBench } from "./map_bench.ts";
+import { ringBench } from "./ringbuf_bench.ts";
+import { createNetns } from "./netns.ts";
+import { coldStart } from "./cold_start.ts";
+import { analysis } from "./analysis.ts";
+import { markdown, summary } from "./report.ts";
+import type { Machine } from "./report.ts";
+import { killChildren, run } from "./proc.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+const OUTPUT = `${root}docs/benchmarks.md`;
+
+function step(text: string): void {
+  console.error(`[bench] ${text}`);
+}
+
+async function machine(loadAverage: string): Promise<Machine> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const libbpf = await run(["dpkg-query", "-W", "-f", "${Version}", "libbpf1"], {
+    check: false,
+  });
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU",
+    kernel: kernelRelease(),
+    deno: `${Deno.version.deno} (V8 ${Deno.version.v8})`,
+    libbpf: libbpf.code === 0 ? libbpf.stdout.trim() : "unknown",
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    loadAverage,
+  };
+}
+
+async function main(): Promise<void> {
+  if (Deno.uid() !== 0) {
+    console.error("the bench loads eBPF programs, pins and creates namespaces: run it as root");
+    Deno.exit(1);
+  }
+  const dlopen = measureDlopen(); // first: nothing may have opened libbpf yet
+  const started = performance.now();
+  const loadAverage = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  cleanupOnSignals();
+  onCleanupFirst("stop helper processes", killChildren);
+  const tmp = await Deno.makeTempDir({ prefix: "belt-bench-" });
+  onCleanup(`remove ${tmp}`, () => Deno.remove(tmp, { recursive: true }));
+
+  step("compiling the bench object and C helpers");
+  const built = await buildAll(tmp);
+  const dir = await pinDir();
+  using obj = BpfObject.open(built.benchObject);
+  obj.load();
+  const pins = pinBenchObject(obj, dir);
+
+  step("1/3 map lookup and update (about 10 s)");
+  const map = await mapBench(obj, pins.values, built.mapOps);
+  step("2/3 ring buffer (about 60 s)");
+  const ring = await ringBench(obj, pins, built);
+  step("3/3 cold start (about 5 s)");
+  const ns = await createNetns();
+  const cold = await coldStart(ns, built.xdpCountObject, dir);
+  step("unit costs");
+  const costs = { ...dlopen, ...(await measureJsCosts()) };
+
+  const results = {
+    machine: await machine(loadAverage),
+    map,
+    ring,
+    cold,
+    seconds: (performance.now() - started) / 1000,
+  };
+  await Deno.writeTextFile(OUTPUT, markdown(results, analysis(results, costs)));
+  // The repo's `deno fmt --check` covers docs/ too.
+  await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
+  console.log(summary(results));
+  console.log(`wrote ${OUTPUT}`);
+}
+
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault(); // clean up first, then fail
+  console.error(`bench failed: ${e.reason instanceof Error ? e.reason.stack : e.reason}`);
+  cleanupAll().finally(() => Deno.exit(1));
+});
+
+try {
+  await main();
+} catch (e) {
+  console.error(`bench failed: ${e instanceof Error ? e.stack ?? e.message : e}`);
+  Deno.exitCode = 1;
+} finally {
+  await cleanupAll();
+}
