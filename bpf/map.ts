@@ -8,6 +8,7 @@ import { cstr, libbpf, libc, readCString } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
 import type { Codec } from "./codec.ts";
 import { pinFd } from "./link.ts";
+import type { Closable } from "./link.ts";
 
 /**
  * Map types belt names (enum bpf_map_type).
@@ -84,11 +85,18 @@ export class BpfMap {
   readonly name: string;
   /** libbpf's `struct bpf_map *`. */
   readonly handle: Deno.PointerObject;
+  readonly #owner: { adopt<T extends Closable>(thing: T): T };
 
-  /** Wraps a libbpf map pointer; done by BpfObject. */
-  constructor(handle: Deno.PointerObject) {
+  /** Wraps a libbpf map pointer; done by BpfObject, which owns readers made on the map. */
+  constructor(handle: Deno.PointerObject, owner: { adopt<T extends Closable>(thing: T): T }) {
     this.handle = handle;
+    this.#owner = owner;
     this.name = readCString(libbpf().bpf_map__name(handle));
+  }
+
+  /** Hands a reader made on this map to the owning object, which closes it on close(). */
+  adopt<T extends Closable>(reader: T): T {
+    return this.#owner.adopt(reader);
   }
 
   /** enum bpf_map_type. */

@@ -72,7 +72,7 @@ export class BpfObject implements Closable, Disposable {
     }
     let map = libbpf().bpf_object__next_map(handle, null);
     while (map) {
-      const m = new BpfMap(map);
+      const m = new BpfMap(map, this);
       this.#maps.set(m.name, m);
       map = libbpf().bpf_object__next_map(handle, map);
     }

@@ -24,11 +24,11 @@ const LOST_FN = { parameters: ["pointer", "i32", "u64"], result: "void" } as con
  * @example
  * ```ts ignore
  * import { PerfBuffer } from "@belt/belt/bpf";
- * const events = obj.adopt(PerfBuffer.open(obj.map("events"), 8));
+ * const events = PerfBuffer.open(obj.map("events"), 8); // closes with obj
  * for await (const sample of events) console.log(sample.length, events.lost);
  * ```
  */
-export class PerfBuffer implements Closable, AsyncDisposable {
+export class PerfBuffer implements Closable, Disposable, AsyncDisposable {
   #handle: Deno.PointerObject | null;
   readonly #sample: Deno.UnsafeCallback<typeof SAMPLE_FN>;
   readonly #lostCb: Deno.UnsafeCallback<typeof LOST_FN>;
@@ -71,12 +71,12 @@ export class PerfBuffer implements Closable, AsyncDisposable {
     this.#waiter = new Waiter([libbpf().perf_buffer__epoll_fd(this.#handle)]);
   }
 
-  /** Opens a reader with `pagesPerCpu` (a power of two) pages per CPU. */
+  /** Opens a reader with `pagesPerCpu` (a power of two) pages per CPU; it closes with the map's object. */
   static open(map: BpfMap, pagesPerCpu = 64): PerfBuffer {
     if (map.type !== MapType.PERF_EVENT_ARRAY) {
       throw new BeltError(`map '${map.name}' is not a perf event array (type ${map.type})`);
     }
-    return new PerfBuffer(map, pagesPerCpu);
+    return map.adopt(new PerfBuffer(map, pagesPerCpu));
   }
 
   /** Samples the kernel dropped because the buffer was full. */
@@ -122,6 +122,11 @@ export class PerfBuffer implements Closable, AsyncDisposable {
     libbpf().perf_buffer__free(handle);
     this.#sample.close();
     this.#lostCb.close();
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Closes and waits for a pending wait to end. */

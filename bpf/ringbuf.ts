@@ -57,11 +57,11 @@ function mapRegion(fd: number, length: number, prot: number, offset: number): De
  * using obj = BpfObject.open(await Deno.readFile("trace.bpf.o"));
  * obj.load();
  * const event = struct({ pid: u32, dport: u16, _pad: pad(2) });
- * const ring = obj.adopt(RingBuffer.open(obj.map("events")));
+ * const ring = RingBuffer.open(obj.map("events")); // closes with obj
  * for await (const e of ring.decoded(event)) console.log(e.pid, e.dport);
  * ```
  */
-export class RingBuffer implements Closable, AsyncDisposable {
+export class RingBuffer implements Closable, Disposable, AsyncDisposable {
   readonly #mask: number;
   readonly #consumerPtr: Deno.PointerObject;
   readonly #dataPtr: Deno.PointerObject;
@@ -98,14 +98,14 @@ export class RingBuffer implements Closable, AsyncDisposable {
     this.#pollMs = options.pollMs ?? 250;
   }
 
-  /** Opens a reader on a loaded RINGBUF map. */
+  /** Opens a reader on a loaded RINGBUF map; it closes with the map's object. */
   static open(map: BpfMap, options: RingBufferOptions = {}): RingBuffer {
     if (map.type !== MapType.RINGBUF) {
       throw new BeltError(`map '${map.name}' is not a ring buffer (type ${map.type})`, {
         hint: "use PerfBuffer for BPF_MAP_TYPE_PERF_EVENT_ARRAY",
       });
     }
-    return new RingBuffer(map.fd, map.maxEntries, options);
+    return map.adopt(new RingBuffer(map.fd, map.maxEntries, options));
   }
 
   /** Events handed out so far. */
@@ -220,6 +220,11 @@ export class RingBuffer implements Closable, AsyncDisposable {
     this.#waiter.close();
     libc().munmap(this.#consumerPtr, BigInt(PAGE));
     libc().munmap(this.#dataPtr, BigInt(PAGE + 2 * this.#size));
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Closes and waits for a pending wait to end. */

@@ -43,9 +43,7 @@ kernelTest(
     using obj = BpfObject.open(connectEventsObject, { globals: { wanted_dport: PORT } });
     obj.program("on_state_perf").autoload = false;
     obj.load();
-    const ring = obj.adopt(
-      RingBuffer.open(obj.map("events"), { lostCounter: obj.map("belt_events_lost") }),
-    );
+    const ring = RingBuffer.open(obj.map("events"), { lostCounter: obj.map("belt_events_lost") });
     attachBtfTracepoint(obj.program("on_state_ring"));
     // Ground truth for the source port: the SYN as tcpdump sees it on host b.
     const capture = topo.spawn("b", [
@@ -91,7 +89,7 @@ kernelTest("the same event arrives through a perf buffer", async () => {
   using obj = BpfObject.open(connectEventsObject, { globals: { wanted_dport: PORT } });
   obj.program("on_state_ring").autoload = false;
   obj.load();
-  const perf = obj.adopt(PerfBuffer.open(obj.map("perf_events"), 8));
+  const perf = PerfBuffer.open(obj.map("perf_events"), 8);
   attachBtfTracepoint(obj.program("on_state_perf"));
   const pid = await connectFrom(topo);
   let syn;
