@@ -178,6 +178,8 @@ const libcSymbols = {
     result: "i32",
     nonblocking: true,
   },
+  // long sysconf(int name)
+  sysconf: { parameters: ["i32"], result: "i64" },
   // int eventfd(unsigned int initval, int flags)
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // ssize_t write(int fd, const void *buf, size_t count)

@@ -9,6 +9,8 @@ import { BeltError, errorFromErrno } from "./errors.ts";
 import type { Codec } from "./codec.ts";
 import { pinFd } from "./link.ts";
 import type { Closable } from "./link.ts";
+import { assertOpen } from "./program.ts";
+import type { LinkOwner } from "./program.ts";
 
 /**
  * Map types belt names (enum bpf_map_type).
@@ -28,6 +30,7 @@ export const MapType = {
   LRU_HASH: 9,
   LRU_PERCPU_HASH: 10,
   LPM_TRIE: 11,
+  PERCPU_CGROUP_STORAGE: 21,
   RINGBUF: 27,
 } as const;
 
@@ -35,6 +38,7 @@ const PER_CPU_TYPES: ReadonlySet<number> = new Set([
   MapType.PERCPU_HASH,
   MapType.PERCPU_ARRAY,
   MapType.LRU_PERCPU_HASH,
+  MapType.PERCPU_CGROUP_STORAGE,
 ]);
 const ARRAY_TYPES: ReadonlySet<number> = new Set([MapType.ARRAY, MapType.PERCPU_ARRAY]);
 const ENOENT = 2;
@@ -83,15 +87,20 @@ export function possibleCpuCount(): number {
 export class BpfMap {
   /** The map's name in C. */
   readonly name: string;
-  /** libbpf's `struct bpf_map *`. */
-  readonly handle: Deno.PointerObject;
-  readonly #owner: { adopt<T extends Closable>(thing: T): T };
+  readonly #handle: Deno.PointerObject;
+  readonly #owner: LinkOwner;
 
   /** Wraps a libbpf map pointer; done by BpfObject, which owns readers made on the map. */
-  constructor(handle: Deno.PointerObject, owner: { adopt<T extends Closable>(thing: T): T }) {
-    this.handle = handle;
+  constructor(handle: Deno.PointerObject, owner: LinkOwner) {
+    this.#handle = handle;
     this.#owner = owner;
     this.name = readCString(libbpf().bpf_map__name(handle));
+  }
+
+  /** libbpf's `struct bpf_map *`; throws once the object is closed (libbpf freed it). */
+  get handle(): Deno.PointerObject {
+    assertOpen(this.#owner);
+    return this.#handle;
   }
 
   /** Hands a reader made on this map to the owning object, which closes it on close(). */
@@ -137,7 +146,13 @@ export class BpfMap {
 
   /** A typed view; the codecs must match the C key and value sizes. */
   typed<K, V>(key: Codec<K>, value: Codec<V>): TypedMap<K, V> {
-    return new TypedMap(this.fd, this.name, this.type, key, value, {
+    const fd = this.fd;
+    const owner = this.#owner;
+    const liveFd = () => {
+      assertOpen(owner); // the fd number may belong to something else once closed
+      return fd;
+    };
+    return new TypedMap(liveFd, this.name, this.type, key, value, {
       keySize: this.keySize,
       valueSize: this.valueSize,
       maxEntries: this.maxEntries,
@@ -181,7 +196,7 @@ interface MapShape {
  * ```
  */
 export class TypedMap<K, V> {
-  readonly #fd: number;
+  readonly #fdOf: () => number;
   readonly #name: string;
   readonly #type: number;
   readonly #key: Codec<K>;
@@ -199,7 +214,7 @@ export class TypedMap<K, V> {
 
   /** Built by {@linkcode BpfMap.typed} or {@linkcode openPinnedMap}. */
   constructor(
-    fd: number,
+    fdOf: () => number,
     name: string,
     type: number,
     key: Codec<K>,
@@ -218,7 +233,7 @@ export class TypedMap<K, V> {
         { hint: "use a value codec that matches the C value type" },
       );
     }
-    this.#fd = fd;
+    this.#fdOf = fdOf;
     this.#name = name;
     this.#type = type;
     this.#key = key;
@@ -240,7 +255,7 @@ export class TypedMap<K, V> {
   }
 
   #lookup(key: K): boolean {
-    const rc = libbpf().bpf_map_lookup_elem(this.#fd, this.#encodeKey(key), this.#valueBuf);
+    const rc = libbpf().bpf_map_lookup_elem(this.#fdOf(), this.#encodeKey(key), this.#valueBuf);
     if (rc === -ENOENT) return false;
     if (rc < 0) throw this.#fail("look up in", -rc);
     return true;
@@ -296,13 +311,18 @@ export class TypedMap<K, V> {
   /** Sets `key`; a per-CPU map takes one value for all CPUs or an array of one per CPU. */
   set(key: K, value: V | V[], flags: bigint = UpdateFlag.ANY): void {
     this.#writeValue(this.#valueView, 0, value);
-    const rc = libbpf().bpf_map_update_elem(this.#fd, this.#encodeKey(key), this.#valueBuf, flags);
+    const rc = libbpf().bpf_map_update_elem(
+      this.#fdOf(),
+      this.#encodeKey(key),
+      this.#valueBuf,
+      flags,
+    );
     if (rc < 0) throw this.#fail("update", -rc);
   }
 
   /** Deletes `key`; returns false when it was absent. */
   delete(key: K): boolean {
-    const rc = libbpf().bpf_map_delete_elem(this.#fd, this.#encodeKey(key));
+    const rc = libbpf().bpf_map_delete_elem(this.#fdOf(), this.#encodeKey(key));
     if (rc === -ENOENT) return false;
     if (rc < 0) throw this.#fail("delete from", -rc);
     return true;
@@ -313,7 +333,7 @@ export class TypedMap<K, V> {
     let prev: Uint8Array<ArrayBuffer> | null = null;
     for (;;) {
       const next = new Uint8Array(this.#key.size);
-      const rc = libbpf().bpf_map_get_next_key(this.#fd, prev, next);
+      const rc = libbpf().bpf_map_get_next_key(this.#fdOf(), prev, next);
       if (rc === -ENOENT) return;
       if (rc < 0) throw this.#fail("iterate", -rc);
       yield this.#key.read(new DataView(next.buffer), 0);
@@ -334,7 +354,7 @@ export class TypedMap<K, V> {
     if (ARRAY_TYPES.has(this.#type)) {
       const zero = new Uint8Array(this.#valueBytes);
       for (const key of this.keys()) {
-        const rc = libbpf().bpf_map_update_elem(this.#fd, this.#encodeKey(key), zero, 0n);
+        const rc = libbpf().bpf_map_update_elem(this.#fdOf(), this.#encodeKey(key), zero, 0n);
         if (rc < 0) throw this.#fail("clear", -rc);
       }
       return;
@@ -360,7 +380,7 @@ export class TypedMap<K, V> {
       });
       const count = new Uint32Array([part.length]);
       const rc = libbpf().bpf_map_update_batch(
-        this.#fd,
+        this.#fdOf(),
         keys,
         values,
         new Uint8Array(count.buffer),
@@ -387,7 +407,7 @@ export class TypedMap<K, V> {
     for (;;) {
       const count = new Uint32Array([chunk]);
       const rc = libbpf().bpf_map_lookup_batch(
-        this.#fd,
+        this.#fdOf(),
         inBatch,
         outBatch,
         keys,
@@ -476,9 +496,14 @@ export function openPinnedMap<K, V>(
   }
   const v = new DataView(info.buffer);
   const name = readCString(Deno.UnsafePointer.of(info.subarray(24)));
+  let open = true;
+  const liveFd = () => {
+    if (!open) throw new BeltError(`pinned map ${path} is closed`);
+    return fd;
+  };
   let map: TypedMap<K, V>;
   try {
-    map = new TypedMap(fd, name, v.getUint32(0, true), key, value, {
+    map = new TypedMap(liveFd, name, v.getUint32(0, true), key, value, {
       keySize: v.getUint32(8, true),
       valueSize: v.getUint32(12, true),
       maxEntries: v.getUint32(16, true),
@@ -487,7 +512,6 @@ export function openPinnedMap<K, V>(
     closeFd(fd);
     throw e;
   }
-  let open = true;
   const close = () => {
     if (open) closeFd(fd);
     open = false;

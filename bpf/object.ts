@@ -117,6 +117,11 @@ export class BpfObject implements Closable, Disposable {
     return this.#handle;
   }
 
+  /** Whether close() has run: programs and maps of a closed object are unusable. */
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
   /** Whether load() succeeded. */
   get loaded(): boolean {
     return this.#loaded;

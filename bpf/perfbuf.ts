@@ -68,7 +68,14 @@ export class PerfBuffer implements Closable, Disposable, AsyncDisposable {
       this.#lostCb.close();
       throw errorFromErrno(`open perf buffer on map '${map.name}'`, code);
     }
-    this.#waiter = new Waiter([libbpf().perf_buffer__epoll_fd(this.#handle)]);
+    try {
+      this.#waiter = new Waiter([libbpf().perf_buffer__epoll_fd(this.#handle)]);
+    } catch (e) {
+      libbpf().perf_buffer__free(this.#handle);
+      this.#sample.close();
+      this.#lostCb.close();
+      throw e;
+    }
   }
 
   /** Opens a reader with `pagesPerCpu` (a power of two) pages per CPU; it closes with the map's object. */

@@ -7,7 +7,7 @@
 import { addressOf, libbpf, readCString } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
 import { objectInfo } from "./syscall.ts";
-import type { Link } from "./link.ts";
+import type { Closable, Link } from "./link.ts";
 
 /** Result of {@linkcode Program.testRun}. */
 export interface TestRunResult {
@@ -39,10 +39,19 @@ export interface ProgramStats {
 
 /** Who owns a program's links (its object): links close with it. */
 export interface LinkOwner {
-  /** Remembers a link so closing the owner detaches it. */
-  adopt(link: Link): Link;
+  /** Remembers a link or reader so closing the owner closes it. */
+  adopt<T extends Closable>(thing: T): T;
+  /** The object's name, for messages. */
+  readonly name: string;
   /** Whether the object has been loaded. */
   readonly loaded: boolean;
+  /** Whether the object is closed: its libbpf pointers are freed then. */
+  readonly closed: boolean;
+}
+
+/** Throws once `owner` is closed: libbpf has freed everything inside it. */
+export function assertOpen(owner: LinkOwner): void {
+  if (owner.closed) throw new BeltError(`BPF object '${owner.name}' is closed`);
 }
 
 /**
@@ -63,16 +72,21 @@ export class Program {
   readonly name: string;
   /** The ELF section, e.g. "xdp", "tc", "tp_btf/inet_sock_set_state". */
   readonly section: string;
-  /** libbpf's `struct bpf_program *` (valid while the object is open). */
-  readonly handle: Deno.PointerObject;
+  readonly #handle: Deno.PointerObject;
   readonly #owner: LinkOwner;
 
   /** Wraps a libbpf program pointer; done by BpfObject. */
   constructor(owner: LinkOwner, handle: Deno.PointerObject) {
     this.#owner = owner;
-    this.handle = handle;
+    this.#handle = handle;
     this.name = readCString(libbpf().bpf_program__name(handle));
     this.section = readCString(libbpf().bpf_program__section_name(handle));
+  }
+
+  /** libbpf's `struct bpf_program *`; throws once the object is closed (libbpf freed it). */
+  get handle(): Deno.PointerObject {
+    assertOpen(this.#owner);
+    return this.#handle;
   }
 
   /** The program type (enum bpf_prog_type). */
@@ -104,7 +118,7 @@ export class Program {
   }
 
   /** Hands a new link to the owning object, which closes it on close(). */
-  adopt(link: Link): Link {
+  adopt<T extends Link>(link: T): T {
     return this.#owner.adopt(link);
   }
 

@@ -20,13 +20,13 @@ import { u32, u64 } from "./codec.ts";
 import type { Codec } from "./codec.ts";
 import { Waiter } from "./wait.ts";
 
-const PAGE = 4096;
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
 const HEADER = 8;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const MAP_SHARED = 1;
+const SC_PAGESIZE = 30;
 
 /** Options of {@linkcode RingBuffer.open}. */
 export interface RingBufferOptions {
@@ -37,6 +37,15 @@ export interface RingBufferOptions {
   lostCounter?: BpfMap;
   /** Longest single wait before re-checking, in ms (default 250). */
   pollMs?: number;
+}
+
+let page = 0;
+/** The system page size: the ring's pages are mapped in its units. */
+function pageSize(): number {
+  if (page) return page;
+  const size = Number(libc().sysconf(SC_PAGESIZE));
+  page = size > 0 ? size : 4096;
+  return page;
 }
 
 function mapRegion(fd: number, length: number, prot: number, offset: number): Deno.PointerObject {
@@ -70,6 +79,7 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
   readonly #data: Uint8Array;
   readonly #view: DataView;
   readonly #size: number;
+  readonly #page: number;
   readonly #waiter: Waiter;
   readonly #lostCounter: BpfMap | undefined;
   readonly #pollMs: number;
@@ -77,23 +87,31 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
   #closed = false;
 
   private constructor(fd: number, size: number, options: RingBufferOptions) {
+    const page = pageSize();
+    this.#page = page;
     this.#size = size;
     this.#mask = size - 1;
-    this.#consumerPtr = mapRegion(fd, PAGE, PROT_READ | PROT_WRITE, 0);
+    this.#consumerPtr = mapRegion(fd, page, PROT_READ | PROT_WRITE, 0);
     try {
-      this.#dataPtr = mapRegion(fd, PAGE + 2 * size, PROT_READ, PAGE);
+      this.#dataPtr = mapRegion(fd, page + 2 * size, PROT_READ, page);
     } catch (e) {
-      libc().munmap(this.#consumerPtr, BigInt(PAGE));
+      libc().munmap(this.#consumerPtr, BigInt(page));
       throw e;
     }
     this.#consumerPos = new BigUint64Array(
       Deno.UnsafePointerView.getArrayBuffer(this.#consumerPtr, 8),
     );
-    const area = Deno.UnsafePointerView.getArrayBuffer(this.#dataPtr, PAGE + 2 * size);
+    const area = Deno.UnsafePointerView.getArrayBuffer(this.#dataPtr, page + 2 * size);
     this.#producerPos = new BigUint64Array(area, 0, 1);
-    this.#data = new Uint8Array(area, PAGE, 2 * size);
-    this.#view = new DataView(area, PAGE, 2 * size);
-    this.#waiter = new Waiter([fd]);
+    this.#data = new Uint8Array(area, page, 2 * size);
+    this.#view = new DataView(area, page, 2 * size);
+    try {
+      this.#waiter = new Waiter([fd]);
+    } catch (e) {
+      libc().munmap(this.#consumerPtr, BigInt(page));
+      libc().munmap(this.#dataPtr, BigInt(page + 2 * size));
+      throw e;
+    }
     this.#lostCounter = options.lostCounter;
     this.#pollMs = options.pollMs ?? 250;
   }
@@ -121,7 +139,8 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
 
   /**
    * Calls `onEvent` for each event available now, with a view that is valid
-   * only during the call (zero copy); returns how many were read.
+   * only during the call (zero copy; the mapping is read-only: writing
+   * through the view crashes the process); returns how many were read.
    */
   consume(
     onEvent: (view: DataView, offset: number, length: number) => void,
@@ -139,6 +158,7 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
       if (!(header & DISCARD)) {
         onEvent(this.#view, at + HEADER, length);
         count++;
+        if (this.#closed) return count; // the callback closed us: the mapping is gone
       }
       consumer += (length + HEADER + 7) & ~7;
       this.#consumerPos[0] = BigInt(consumer); // publish early: frees room for the producer
@@ -179,7 +199,15 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
 
   /** Waits until events are available (true), or timeout/close (false). */
   async ready(timeoutMs: number = this.#pollMs): Promise<boolean> {
-    if (Number(this.#consumerPos[0]) < Number(this.#producerPos[0])) return true;
+    if (this.#closed) return false;
+    const consumer = Number(this.#consumerPos[0]);
+    if (consumer < Number(this.#producerPos[0])) {
+      if (!(this.#view.getUint32(consumer & this.#mask, true) & BUSY)) return true;
+      // A reservation is still open: sleep a tick rather than spin in microtasks,
+      // which would starve timers and I/O until the producer commits.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return false;
+    }
     return await this.#waiter.wait(timeoutMs);
   }
 
@@ -218,8 +246,8 @@ export class RingBuffer implements Closable, Disposable, AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#waiter.close();
-    libc().munmap(this.#consumerPtr, BigInt(PAGE));
-    libc().munmap(this.#dataPtr, BigInt(PAGE + 2 * this.#size));
+    libc().munmap(this.#consumerPtr, BigInt(this.#page));
+    libc().munmap(this.#dataPtr, BigInt(this.#page + 2 * this.#size));
   }
 
   /** Same as close(), for `using`. */

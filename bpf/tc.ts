@@ -6,6 +6,8 @@
  *   they outlive the process, so belt removes them on close and on exit.
  * "auto" tries TCX and falls back to cls_bpf when the kernel lacks it.
  * Lower priority runs first; two belt programs at one priority are an error.
+ * On TCX, priorities are known to the process that attached them: two belt
+ * processes on one interface do not see each other's priorities yet.
  *
  * @module
  */
@@ -118,6 +120,7 @@ function attachTcx(
   priority: number,
   required: boolean,
 ): Link | undefined {
+  // `required`: the caller asked for TCX, so a kernel without it is an error, not a fallback.
   const attachType = direction === "ingress" ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
   let anchor: { flags: number; relative: number };
   try {
@@ -128,13 +131,21 @@ function attachTcx(
     }
     throw e;
   }
+  // The query above succeeded, so this kernel has TCX: any failure now is
+  // real, and falling back to cls_bpf (which runs after all TCX programs)
+  // would silently break the priority order.
   const fd = linkCreate({ progFd: prog.fd, ifindex, attachType, ...anchor });
   const name = interfaceName(ifindex);
   if (fd < 0) {
-    if (!required && (-fd === EINVAL || -fd === EOPNOTSUPP)) return undefined; // kernel without TCX
     throw errorFromErrno(`attach TCX ${direction} program '${prog.name}' to ${name}`, -fd);
   }
-  const linkId = objectInfo(fd, 64).getUint32(4, true); // struct bpf_link_info: type, id
+  let linkId: number;
+  try {
+    linkId = objectInfo(fd, 64).getUint32(4, true); // struct bpf_link_info: type, id
+  } catch (e) {
+    libc().close(fd); // never leave a link attached behind an error
+    throw e;
+  }
   tcxPriorities.set(linkId, priority);
   return new Link(
     { kind: "tcx", target: name, detail: `tcx ${direction} prio ${priority}` },
@@ -174,6 +185,29 @@ function attachClsBpf(
   const name = interfaceName(ifindex);
   const key = netnsKey(ifindex);
   const hook = tcHook(ifindex, direction === "ingress" ? TC_INGRESS : TC_EGRESS);
+  // Opened first: once the filter exists nothing may fail before its Link does.
+  // Detaching later must happen in the namespace the filter lives in.
+  const nsFd = openNetnsFd("/proc/thread-self/ns/net");
+  try {
+    return attachFilter(prog, hook, { ifindex, name, key, direction, priority, nsFd });
+  } catch (e) {
+    libc().close(nsFd);
+    throw e;
+  }
+}
+
+/** Where a cls_bpf filter goes, for attachFilter. */
+interface FilterPlace {
+  ifindex: number;
+  name: string;
+  key: string;
+  direction: TcDirection;
+  priority: number;
+  nsFd: number;
+}
+
+function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: FilterPlace): Link {
+  const { ifindex, name, key, direction, priority, nsFd } = place;
   const created = libbpf().bpf_tc_hook_create(hook);
   if (created < 0 && created !== -EEXIST) {
     throw errorFromErrno(`create clsact qdisc on ${name}`, -created);
@@ -191,16 +225,17 @@ function attachClsBpf(
     throw errorFromErrno(`attach cls_bpf ${direction} program '${prog.name}' to ${name}`, -rc);
   }
   if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! + 1);
-  // Detaching later must happen in the namespace the filter lives in.
-  const nsFd = openNetnsFd("/proc/thread-self/ns/net");
   const detach = () => {
-    withNetnsFd(nsFd, () => {
-      const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
-      if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! - 1);
-      releaseQdisc(ifindex, key);
-      if (rc < 0 && rc !== -2) throw errorFromErrno(`detach cls_bpf filter from ${name}`, -rc);
-    });
-    libc().close(nsFd);
+    try {
+      withNetnsFd(nsFd, () => {
+        const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
+        if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! - 1);
+        releaseQdisc(ifindex, key);
+        if (rc < 0 && rc !== -2) throw errorFromErrno(`detach cls_bpf filter from ${name}`, -rc);
+      });
+    } finally {
+      libc().close(nsFd);
+    }
   };
   const link = new Link(
     { kind: "cls_bpf", target: name, detail: `cls_bpf ${direction} prio ${priority}` },

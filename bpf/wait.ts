@@ -13,14 +13,21 @@ const EPOLLIN = 1;
 const EFD_CLOEXEC_NONBLOCK = 0o2000000 | 0o4000;
 const EPOLL_CLOEXEC = 0o2000000;
 const WAKE_TOKEN = 0xffffffffn;
+// struct epoll_event { u32 events; u64 data; } is packed on x86_64 only.
+const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
+const MAX_EVENTS = 8;
 
 /** Readiness waiter over one or more fds; internal to bpf/. */
 export class Waiter {
   readonly #epoll: number;
   readonly #wake: number;
-  readonly #events = new Uint8Array(12 * 8); // struct epoll_event is packed: u32 events + u64 data
-  #pending: Promise<number> | undefined;
+  readonly #events = new Uint8Array(EVENT_SIZE * MAX_EVENTS);
+  // One epoll_wait at a time: concurrent callers share it, so the fds are
+  // released exactly once, after the last wait returns.
+  #pending: Promise<boolean> | undefined;
   #closed = false;
+  #released = false;
 
   /** Watches `fds` for EPOLLIN. */
   constructor(fds: number[]) {
@@ -33,10 +40,10 @@ export class Waiter {
       throw errorFromErrno("eventfd", code);
     }
     for (const [i, fd] of [...fds.map((fd, i) => [i, fd] as const), [-1, this.#wake] as const]) {
-      const ev = new Uint8Array(12);
+      const ev = new Uint8Array(EVENT_SIZE);
       const v = new DataView(ev.buffer);
       v.setUint32(0, EPOLLIN, true);
-      v.setBigUint64(4, i < 0 ? WAKE_TOKEN : BigInt(i), true);
+      v.setBigUint64(DATA_OFFSET, i < 0 ? WAKE_TOKEN : BigInt(i), true);
       if (libc().epoll_ctl(this.#epoll, EPOLL_CTL_ADD, fd, ev) < 0) {
         const code = errno();
         this.#release();
@@ -46,19 +53,21 @@ export class Waiter {
   }
 
   /** Resolves true when a watched fd is readable, false on timeout or close. */
-  async wait(timeoutMs: number): Promise<boolean> {
-    if (this.#closed) return false;
-    this.#pending = libc().epoll_wait(this.#epoll, this.#events, 8, timeoutMs);
-    const n = await this.#pending;
-    this.#pending = undefined;
-    if (this.#closed) {
-      this.#release();
-      return false;
-    }
-    if (n <= 0) return false;
+  wait(timeoutMs: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    this.#pending ??= this.#waitOnce(timeoutMs).finally(() => {
+      this.#pending = undefined;
+      if (this.#closed) this.#release();
+    });
+    return this.#pending;
+  }
+
+  async #waitOnce(timeoutMs: number): Promise<boolean> {
+    const n = await libc().epoll_wait(this.#epoll, this.#events, MAX_EVENTS, timeoutMs);
+    if (this.#closed || n <= 0) return false;
     const v = new DataView(this.#events.buffer);
     for (let i = 0; i < n; i++) {
-      if (v.getBigUint64(i * 12 + 4, true) !== WAKE_TOKEN) return true;
+      if (v.getBigUint64(i * EVENT_SIZE + DATA_OFFSET, true) !== WAKE_TOKEN) return true;
     }
     return false;
   }
@@ -73,10 +82,12 @@ export class Waiter {
 
   /** Resolves once no wait is running any more. */
   async settled(): Promise<void> {
-    await this.#pending?.catch(() => 0);
+    await this.#pending?.catch(() => false);
   }
 
   #release(): void {
+    if (this.#released) return;
+    this.#released = true;
     libc().close(this.#wake);
     libc().close(this.#epoll);
   }

@@ -87,7 +87,12 @@ export function attachXdp(prog: Program, iface: string | number, options: XdpOpt
     }
     throw errorFromErrno(`attach XDP program '${prog.name}' to ${name}`, code);
   }
-  const attached = queryXdp(ifindex).mode;
+  let attached: string;
+  try {
+    attached = queryXdp(ifindex).mode;
+  } catch {
+    attached = "unknown"; // the link exists: a failed query must not orphan it
+  }
   const link = new Link(
     { kind: "xdp", target: name, detail: attached },
     fd,
