@@ -38,8 +38,29 @@ function onUnload(): void {
   closeTracked();
 }
 
+let signalsToCaller = false;
+
+/**
+ * Tells belt that the program handles SIGINT/SIGTERM itself (and calls
+ * closeTracked() before exiting), so belt installs no signal handlers.
+ *
+ * @example
+ * ```ts
+ * import { closeTracked, leaveSignalsToCaller } from "@belt/belt/bpf";
+ * leaveSignalsToCaller();
+ * Deno.addSignalListener("SIGINT", () => {
+ *   closeTracked();
+ *   Deno.exit(130);
+ * });
+ * ```
+ */
+export function leaveSignalsToCaller(): void {
+  signalsToCaller = true;
+}
+
 function install(): void {
   globalThis.addEventListener("unload", onUnload);
+  if (signalsToCaller) return;
   for (const signal of SIGNALS) {
     const handler = () => {
       closeTracked();

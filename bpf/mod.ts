@@ -25,8 +25,14 @@ export {
 export type { BeltErrorOptions } from "./errors.ts";
 export { BpfObject } from "./object.ts";
 export type { GlobalValue, OpenOptions } from "./object.ts";
-export { Program } from "./program.ts";
-export type { LinkOwner, ProgramStats, TestRunOptions, TestRunResult } from "./program.ts";
+export { Program, programInfo } from "./program.ts";
+export type {
+  LinkOwner,
+  ProgramInfo,
+  ProgramStats,
+  TestRunOptions,
+  TestRunResult,
+} from "./program.ts";
 export {
   BpfMap,
   MapType,
@@ -40,7 +46,7 @@ export { Link } from "./link.ts";
 export type { Closable, LinkInfo } from "./link.ts";
 export { attachXdp, queryXdp } from "./xdp.ts";
 export type { XdpMode, XdpOptions } from "./xdp.ts";
-export { attachTc, listTcx } from "./tc.ts";
+export { attachTc, listTcx, removeStaleFilters } from "./tc.ts";
 export type { TcDirection, TcMode, TcOptions } from "./tc.ts";
 export {
   attachBtfTracepoint,
@@ -59,7 +65,9 @@ export { interfaceIndex, interfaceName, listInterfaces } from "./iface.ts";
 export { withNetns } from "./netns.ts";
 export { isBpffs, isRoot, kernelRelease, kernelVersion } from "./kernel.ts";
 export { isVerbose, setVerbose } from "./log.ts";
-export { closeTracked } from "./cleanup.ts";
+export { closeTracked, leaveSignalsToCaller } from "./cleanup.ts";
+export { readTc } from "./tcstate.ts";
+export type { TcRecord } from "./tcstate.ts";
 export {
   array,
   be16,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { addressOf, libbpf, readCString } from "./ffi.ts";
+import { addressOf, libbpf, libc, readCString } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
 import { objectInfo } from "./syscall.ts";
 import type { Closable, Link } from "./link.ts";
@@ -154,5 +154,39 @@ export class Program {
       dataOut: output.slice(0, v.getUint32(28, true)),
       durationNs: v.getUint32(64, true),
     };
+  }
+}
+
+/** What the kernel says about any loaded program, by id. */
+export interface ProgramInfo extends ProgramStats {
+  /** The program's name (first 15 characters, as the kernel keeps it). */
+  name: string;
+}
+
+/**
+ * Reads a loaded program's name and run statistics by its kernel id (any
+ * process's program, e.g. one in a chain).
+ *
+ * @example
+ * ```ts ignore
+ * import { programInfo } from "@belt/belt/bpf";
+ * console.log(programInfo(42)); // { id: 42, name: "count_ingress", runCount: 0n, runTimeNs: 0n }
+ * ```
+ */
+export function programInfo(id: number): ProgramInfo {
+  const fd = libbpf().bpf_prog_get_fd_by_id(id);
+  if (fd < 0) throw errorFromErrno(`open program id ${id}`, -fd);
+  try {
+    const info = objectInfo(fd, 256);
+    const nameBytes = new Uint8Array(info.buffer, 64, 16); // bpf_prog_info.name
+    const end = nameBytes.indexOf(0);
+    return {
+      id: info.getUint32(4, true),
+      name: new TextDecoder().decode(nameBytes.subarray(0, end < 0 ? 16 : end)),
+      runTimeNs: info.getBigUint64(192, true),
+      runCount: info.getBigUint64(200, true),
+    };
+  } finally {
+    libc().close(fd);
   }
 }

@@ -19,6 +19,8 @@ import type { Program } from "./program.ts";
 import { AttachType, linkCreate, MprogFlag, objectInfo, queryHook } from "./syscall.ts";
 import { trackForExit } from "./cleanup.ts";
 import { openNetnsFd, withNetnsFd } from "./netns.ts";
+import { processAlive, pruneTc, readTc, recordTc } from "./tcstate.ts";
+import type { TcRecord } from "./tcstate.ts";
 
 /** Which way the packets go. */
 export type TcDirection = "ingress" | "egress";
@@ -33,6 +35,8 @@ export interface TcOptions {
   priority?: number;
   /** Mechanism; default "auto" (or the BELT_TC_MODE environment variable). */
   mode?: TcMode;
+  /** Who is attaching (a plugin name), for `belt chain show`; default the program name. */
+  owner?: string;
 }
 
 const TC_INGRESS = 1;
@@ -83,30 +87,41 @@ export function attachTc(prog: Program, iface: string | number, options: TcOptio
   }
   const ifindex = interfaceIndex(iface);
   if (mode !== "cls_bpf") {
-    const link = attachTcx(prog, ifindex, options.direction, priority, mode === "tcx");
+    const owner = options.owner ?? prog.name;
+    const link = attachTcx(prog, ifindex, options.direction, priority, mode === "tcx", owner);
     if (link) return prog.adopt(link);
   }
-  return prog.adopt(attachClsBpf(prog, ifindex, options.direction, priority));
+  return prog.adopt(
+    attachClsBpf(prog, ifindex, options.direction, priority, options.owner ?? prog.name),
+  );
 }
 
 /** Where a new TCX link goes so that priorities stay ascending. */
 function tcxAnchor(
   ifindex: number,
   attachType: number,
+  direction: TcDirection,
   priority: number,
 ): { flags: number; relative: number } {
   const { linkIds } = queryHook(ifindex, attachType);
-  const ours = linkIds.filter((id) => tcxPriorities.has(id));
+  // Priorities of every belt process's links: recorded ones, plus our own.
+  const live = new Set(linkIds);
+  pruneTc(ifindex, direction, (r) => r.mode !== "tcx" || live.has(r.linkId));
+  const priorities = new Map(tcxPriorities);
+  for (const r of readTc(ifindex, direction)) {
+    if (r.mode === "tcx") priorities.set(r.linkId, r.priority);
+  }
+  const ours = linkIds.filter((id) => priorities.has(id));
   for (const id of ours) {
-    if (tcxPriorities.get(id) === priority) {
+    if (priorities.get(id) === priority) {
       throw new BeltError(`priority ${priority} is taken by another belt program (link ${id})`, {
         code: EEXIST,
         hint: "choose another --priority",
       });
     }
   }
-  const after = ours.filter((id) => tcxPriorities.get(id)! < priority).at(-1);
-  const before = ours.find((id) => tcxPriorities.get(id)! > priority);
+  const after = ours.filter((id) => priorities.get(id)! < priority).at(-1);
+  const before = ours.find((id) => priorities.get(id)! > priority);
   const byLinkId = MprogFlag.LINK | MprogFlag.ID;
   if (before !== undefined) return { flags: MprogFlag.BEFORE | byLinkId, relative: before };
   if (after !== undefined) return { flags: MprogFlag.AFTER | byLinkId, relative: after };
@@ -119,12 +134,13 @@ function attachTcx(
   direction: TcDirection,
   priority: number,
   required: boolean,
+  owner: string,
 ): Link | undefined {
   // `required`: the caller asked for TCX, so a kernel without it is an error, not a fallback.
   const attachType = direction === "ingress" ? AttachType.TCX_INGRESS : AttachType.TCX_EGRESS;
   let anchor: { flags: number; relative: number };
   try {
-    anchor = tcxAnchor(ifindex, attachType, priority);
+    anchor = tcxAnchor(ifindex, attachType, direction, priority);
   } catch (e) {
     if (!required && e instanceof BeltError && (e.code === EINVAL || e.code === EOPNOTSUPP)) {
       return undefined;
@@ -134,6 +150,7 @@ function attachTcx(
   // The query above succeeded, so this kernel has TCX: any failure now is
   // real, and falling back to cls_bpf (which runs after all TCX programs)
   // would silently break the priority order.
+  const progId = prog.stats().id; // before attaching: nothing may throw between link and Link
   const fd = linkCreate({ progFd: prog.fd, ifindex, attachType, ...anchor });
   const name = interfaceName(ifindex);
   if (fd < 0) {
@@ -147,11 +164,21 @@ function attachTcx(
     throw e;
   }
   tcxPriorities.set(linkId, priority);
+  const forget = recordTc(ifindex, {
+    mode: "tcx",
+    direction,
+    priority,
+    owner,
+    progId,
+    linkId,
+    pid: Deno.pid,
+  });
   return new Link(
     { kind: "tcx", target: name, detail: `tcx ${direction} prio ${priority}` },
     fd,
     () => {
       tcxPriorities.delete(linkId);
+      forget();
       libc().close(fd);
     },
   );
@@ -181,6 +208,7 @@ function attachClsBpf(
   ifindex: number,
   direction: TcDirection,
   priority: number,
+  owner: string,
 ): Link {
   const name = interfaceName(ifindex);
   const key = netnsKey(ifindex);
@@ -189,7 +217,7 @@ function attachClsBpf(
   // Detaching later must happen in the namespace the filter lives in.
   const nsFd = openNetnsFd("/proc/thread-self/ns/net");
   try {
-    return attachFilter(prog, hook, { ifindex, name, key, direction, priority, nsFd });
+    return attachFilter(prog, hook, { ifindex, name, key, direction, priority, nsFd, owner });
   } catch (e) {
     libc().close(nsFd);
     throw e;
@@ -204,10 +232,13 @@ interface FilterPlace {
   direction: TcDirection;
   priority: number;
   nsFd: number;
+  owner: string;
 }
 
 function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: FilterPlace): Link {
-  const { ifindex, name, key, direction, priority, nsFd } = place;
+  const { ifindex, name, key, direction, priority, nsFd, owner } = place;
+  const progId = prog.stats().id;
+  removeStaleFilters(ifindex); // a belt killed with SIGKILL cannot have removed its own
   const created = libbpf().bpf_tc_hook_create(hook);
   if (created < 0 && created !== -EEXIST) {
     throw errorFromErrno(`create clsact qdisc on ${name}`, -created);
@@ -225,7 +256,18 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
     throw errorFromErrno(`attach cls_bpf ${direction} program '${prog.name}' to ${name}`, -rc);
   }
   if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! + 1);
+  const forget = recordTc(ifindex, {
+    createdQdisc: created === 0,
+    mode: "cls_bpf",
+    direction,
+    priority,
+    owner,
+    progId,
+    linkId: 0,
+    pid: Deno.pid,
+  });
   const detach = () => {
+    forget();
     try {
       withNetnsFd(nsFd, () => {
         const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
@@ -275,4 +317,60 @@ export function listTcx(
     if (e instanceof BeltError && (e.code === EINVAL || e.code === EOPNOTSUPP)) return [];
     throw e;
   }
+}
+
+/**
+ * Removes cls_bpf filters (and the clsact qdisc they created, when nothing
+ * else is left on it) that belt processes which no longer exist left on an
+ * interface: what SIGKILL leaves behind on kernels without TCX. A filter is
+ * removed only if it still holds the program belt recorded. Returns what was
+ * removed.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeStaleFilters } from "@belt/belt/bpf";
+ * console.log(removeStaleFilters("eth0")); // [{ mode: "cls_bpf", priority: 10, ... }]
+ * ```
+ */
+export function removeStaleFilters(iface: string | number): TcRecord[] {
+  const ifindex = interfaceIndex(iface);
+  const removed: TcRecord[] = [];
+  let createdQdisc = false;
+  for (const direction of ["ingress", "egress"] as const) {
+    const hook = tcHook(ifindex, direction === "ingress" ? TC_INGRESS : TC_EGRESS);
+    const stale = readTc(ifindex, direction).filter((r) =>
+      r.mode === "cls_bpf" && !processAlive(r.pid)
+    );
+    for (const r of stale) {
+      const query = tcOpts(r.priority);
+      const holds = libbpf().bpf_tc_query(hook, query) === 0 &&
+        new DataView(query.buffer).getUint32(16, true) === r.progId; // bpf_tc_opts.prog_id
+      if (holds) libbpf().bpf_tc_detach(hook, tcOpts(r.priority));
+      createdQdisc ||= r.createdQdisc ?? false;
+      removed.push(r);
+    }
+    pruneTc(
+      ifindex,
+      direction,
+      (r) => !stale.some((x) => x.priority === r.priority && x.pid === r.pid),
+    );
+  }
+  if (createdQdisc && !hasFilters(interfaceName(ifindex))) {
+    libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
+  }
+  return removed;
+}
+
+/** Whether any filter (anyone's) is on the interface's clsact hooks. */
+function hasFilters(iface: string): boolean {
+  for (const direction of ["ingress", "egress"]) {
+    const out = new Deno.Command("tc", {
+      args: ["filter", "show", "dev", iface, direction],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .outputSync();
+    if (!out.success || new TextDecoder().decode(out.stdout).trim()) return true; // unsure: keep the qdisc
+  }
+  return false;
 }

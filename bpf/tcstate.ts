@@ -1,0 +1,125 @@
+/**
+ * Who owns which TC attachment, shared between belt processes: one small
+ * JSON file per attachment under /run/belt/tc (tmpfs: gone at reboot). TCX
+ * ordering reads it to place a new link among every belt process's links,
+ * and `belt chain show` reads it to name plugins and priorities.
+ *
+ * @module
+ */
+
+/** One belt TC attachment as recorded. */
+export interface TcRecord {
+  /** "tcx" or "cls_bpf". */
+  mode: "tcx" | "cls_bpf";
+  /** "ingress" or "egress". */
+  direction: "ingress" | "egress";
+  /** Chain priority. */
+  priority: number;
+  /** Who attached it (a plugin name, or the program name). */
+  owner: string;
+  /** The program id. */
+  progId: number;
+  /** The TCX link id (0 for cls_bpf). */
+  linkId: number;
+  /** The attaching process. */
+  pid: number;
+  /** cls_bpf: whether this attachment created the clsact qdisc. */
+  createdQdisc?: boolean;
+}
+
+const DIR = Deno.env.get("BELT_STATE_DIR") ?? "/run/belt/tc";
+
+function netnsInode(): number {
+  return Number(Deno.statSync("/proc/thread-self/ns/net").ino ?? 0);
+}
+
+function prefix(ifindex: number, direction: string): string {
+  return `${netnsInode()}-${ifindex}-${direction}-`;
+}
+
+/** Whether a process exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drops records of TCX links whose process is gone (the kernel dropped the links with it). */
+function sweepDeadTcx(): void {
+  for (const e of safeReadDir()) {
+    try {
+      const r = JSON.parse(Deno.readTextFileSync(`${DIR}/${e.name}`)) as TcRecord;
+      if (r.mode === "tcx" && !processAlive(r.pid)) Deno.removeSync(`${DIR}/${e.name}`);
+    } catch {
+      // being written or removed by another process
+    }
+  }
+}
+
+function safeReadDir(): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(DIR)];
+  } catch {
+    return [];
+  }
+}
+
+/** Records an attachment; returns the function that forgets it. Never throws. */
+export function recordTc(ifindex: number, record: TcRecord): () => void {
+  const path = `${DIR}/${prefix(ifindex, record.direction)}${record.priority}.json`;
+  try {
+    sweepDeadTcx();
+    Deno.mkdirSync(DIR, { recursive: true });
+    Deno.writeTextFileSync(path, JSON.stringify(record));
+  } catch {
+    return () => {}; // not root or no /run: ordering falls back to this process's own links
+  }
+  return () => {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // already gone
+    }
+  };
+}
+
+/**
+ * The recorded belt attachments on an interface and direction (in the
+ * calling thread's network namespace), by priority.
+ *
+ * @example
+ * ```ts ignore
+ * import { interfaceIndex, readTc } from "@belt/belt/bpf";
+ * console.log(readTc(interfaceIndex("eth0"), "ingress").map((r) => [r.priority, r.owner]));
+ * ```
+ */
+export function readTc(ifindex: number, direction: string): TcRecord[] {
+  const want = prefix(ifindex, direction);
+  const out: TcRecord[] = [];
+  for (const e of safeReadDir()) {
+    if (!e.name.startsWith(want)) continue;
+    try {
+      out.push(JSON.parse(Deno.readTextFileSync(`${DIR}/${e.name}`)) as TcRecord);
+    } catch {
+      // a file being written or removed right now
+    }
+  }
+  return out.sort((a, b) => a.priority - b.priority);
+}
+
+/** Removes records whose attachment no longer exists (per `alive`). */
+export function pruneTc(ifindex: number, direction: string, keep: (r: TcRecord) => boolean): void {
+  const want = prefix(ifindex, direction);
+  for (const r of readTc(ifindex, direction)) {
+    if (!keep(r)) {
+      try {
+        Deno.removeSync(`${DIR}/${want}${r.priority}.json`);
+      } catch {
+        // raced with another process
+      }
+    }
+  }
+}
