@@ -18,6 +18,7 @@
  * @module
  */
 export * from "./bpf/mod.ts";
+export * from "./plugins/mod.ts";
 export { main, VERSION } from "./cli/main.ts";
 
 if (import.meta.main) {

@@ -3,6 +3,8 @@ import { BpfObject, struct, u64 } from "../bpf/mod.ts";
 import type { StructCodec } from "../bpf/mod.ts";
 import { connectEventsObject } from "./bpf/connect_events.bpf.ts";
 import { xdpCountObject } from "./bpf/xdp_count.bpf.ts";
+import { countKey, countValue } from "../plugins/count/mod.ts";
+import { countObject } from "../plugins/count/count.bpf.ts";
 import { connectEvent } from "./bpf/connect_event.ts";
 
 /** Every member's offset and size, and the total size, equal the compiled BTF. */
@@ -25,4 +27,9 @@ Deno.test("proto_count codec matches struct proto_count in the object's BTF", ()
     xdpCountObject,
     "proto_count",
   );
+});
+
+Deno.test("count plugin codecs match struct count_key and count_value", () => {
+  assertMatchesBtf(countKey as StructCodec<unknown>, countObject, "count_key");
+  assertMatchesBtf(countValue as StructCodec<unknown>, countObject, "count_value");
 });

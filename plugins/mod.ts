@@ -1,0 +1,83 @@
+/**
+ * The plugin contract, the runner, and the built-in plugins.
+ *
+ * @module
+ */
+import { BeltError } from "../bpf/mod.ts";
+import type { Plugin } from "./plugin.ts";
+import { count } from "./count/mod.ts";
+
+export { definePlugin } from "./plugin.ts";
+export type { Hook, Plugin, ProgramSpec, Stats } from "./plugin.ts";
+export { RunningPlugin, startPlugin } from "./runner.ts";
+export type { Direction, StartOptions } from "./runner.ts";
+export { describeChain } from "./chain.ts";
+export type { ChainEntry } from "./chain.ts";
+export { count, countKey, countRows, countValue } from "./count/mod.ts";
+export type { CountRow } from "./count/mod.ts";
+
+/**
+ * The plugins that ship with belt, by name.
+ *
+ * @example
+ * ```ts
+ * import { builtinPlugins } from "@belt/belt";
+ * console.log([...builtinPlugins.keys()]); // ["count"]
+ * ```
+ */
+export const builtinPlugins: ReadonlyMap<string, Plugin<unknown>> = new Map<
+  string,
+  Plugin<unknown>
+>([
+  [count.name, count as Plugin<unknown>],
+]);
+
+/**
+ * A plugin by name, or from a module path (a user's plugin: its default
+ * export, or the first export that looks like a plugin).
+ *
+ * @example
+ * ```ts ignore
+ * import { resolvePlugin } from "@belt/belt";
+ * const mine = await resolvePlugin("./myplugin/mod.ts");
+ * ```
+ */
+export async function resolvePlugin(ref: string, where = "plugin"): Promise<Plugin<unknown>> {
+  const builtin = builtinPlugins.get(ref);
+  if (builtin) return builtin;
+  if (!/[/.]/.test(ref)) {
+    throw new BeltError(`${where}: unknown plugin '${ref}'`, {
+      hint: `built-in plugins: ${
+        [...builtinPlugins.keys()].join(", ")
+      }; or give a path to a plugin module`,
+    });
+  }
+  const url = new URL(ref, `file://${Deno.cwd()}/`).href;
+  let module: Record<string, unknown>;
+  try {
+    module = await import(url);
+  } catch (e) {
+    throw new BeltError(
+      `${where}: cannot import plugin module ${ref}: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  const found = [module.default, ...Object.values(module)].find(isPlugin);
+  if (!found) {
+    throw new BeltError(`${where}: ${ref} exports no plugin`, {
+      hint: "export the definePlugin() result",
+    });
+  }
+  if (builtinPlugins.has(found.name)) {
+    throw new BeltError(`${where}: plugin name '${found.name}' clashes with a built-in plugin`, {
+      hint: "rename your plugin",
+    });
+  }
+  return found;
+}
+
+function isPlugin(x: unknown): x is Plugin<unknown> {
+  const p = x as Plugin<unknown> | undefined;
+  return !!p && typeof p.name === "string" && p.object instanceof Uint8Array &&
+    Array.isArray(p.programs) &&
+    typeof p.options === "function";
+}

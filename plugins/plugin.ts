@@ -1,0 +1,78 @@
+/**
+ * The plugin contract: one eBPF object plus a TypeScript description of
+ * where its programs go, how options become read-only globals and map
+ * entries, and what it reports. belt runs the lifecycle (open → configure →
+ * load → fill maps → attach → run → detach), not the plugin.
+ *
+ * @module
+ */
+import type { BpfObject, GlobalValue } from "../bpf/mod.ts";
+
+/** Where a plugin's program attaches. TC hooks take part in priority chains. */
+export type Hook = "tc-ingress" | "tc-egress" | "xdp";
+
+/** One program of the plugin's object and its hook. */
+export interface ProgramSpec {
+  /** The C function name. */
+  program: string;
+  /** Where it attaches. */
+  hook: Hook;
+}
+
+/** A stat: a name and a number (bigint for counters). */
+export type Stats = Record<string, number | bigint>;
+
+/**
+ * What a plugin declares. `O` is its options type.
+ *
+ * @example A plugin that counts packets on both TC hooks
+ * ```ts ignore
+ * import { definePlugin } from "@belt/belt";
+ * import { countObject } from "./count.bpf.ts";
+ * export const count = definePlugin({
+ *   name: "count",
+ *   description: "packets and bytes per protocol and direction",
+ *   object: countObject,
+ *   programs: [
+ *     { program: "count_ingress", hook: "tc-ingress" },
+ *     { program: "count_egress", hook: "tc-egress" },
+ *   ],
+ *   options: () => ({}),
+ *   stats: (obj) => ({ entries: [...obj.map("counts").typed(key, value).keys()].length }),
+ * });
+ * ```
+ */
+export interface Plugin<O = Record<string, unknown>> {
+  /** Unique name: CLI command, config key, pin directory. */
+  name: string;
+  /** One line for `belt --help` and `belt chain show`. */
+  description: string;
+  /** The compiled eBPF object (a generated `*.bpf.ts` export). */
+  object: Uint8Array;
+  /** Programs and hooks; programs not listed here are not loaded. */
+  programs: ProgramSpec[];
+  /**
+   * Turns raw options (from a config file or a script) into typed ones;
+   * throws a BeltError naming `where` (e.g. "belt.json: eth0[0].options.port").
+   */
+  options(raw: Record<string, unknown>, where: string): O;
+  /** Read-only globals to set before load. */
+  globals?(options: O): Record<string, GlobalValue>;
+  /** Fills maps after load, before attach. */
+  fill?(obj: BpfObject, options: O): void;
+  /** Current stats, read from the plugin's maps. */
+  stats?(obj: BpfObject): Stats;
+}
+
+/**
+ * Declares a plugin (a typed identity function: it checks the shape).
+ *
+ * @example
+ * ```ts ignore
+ * import { definePlugin } from "@belt/belt";
+ * export const myPlugin = definePlugin({ name: "mine", description: "…", object, programs, options: () => ({}) });
+ * ```
+ */
+export function definePlugin<O>(plugin: Plugin<O>): Plugin<O> {
+  return plugin;
+}

@@ -1,0 +1,137 @@
+/**
+ * Runs a plugin's lifecycle on one interface: open → configure → load →
+ * fill maps → attach → (run) → close. Any failure closes the object, which
+ * detaches whatever was already attached, so nothing is left half-done.
+ *
+ * @module
+ */
+import { attachTc, attachXdp, BeltError, BpfObject } from "../bpf/mod.ts";
+import type { Link, TcMode, XdpMode } from "../bpf/mod.ts";
+import type { Hook, Plugin, Stats } from "./plugin.ts";
+
+/** Which TC directions a plugin attaches to. */
+export type Direction = "in" | "out" | "both";
+
+/** How and where to start a plugin. */
+export interface StartOptions {
+  /** Interface name (in the calling thread's network namespace). */
+  iface: string;
+  /** Chain priority of its TC programs (lower runs first); default 1000. */
+  priority?: number;
+  /** TC directions to attach; default both. */
+  direction?: Direction;
+  /** Raw options, validated by the plugin. */
+  options?: Record<string, unknown>;
+  /** Where raw options came from, for error messages. */
+  where?: string;
+  /** TC mechanism (default auto: TCX when the kernel has it). */
+  tcMode?: TcMode;
+  /** XDP mode (default auto). */
+  xdpMode?: XdpMode;
+}
+
+function wanted(hook: Hook, direction: Direction): boolean {
+  if (hook === "tc-ingress") return direction !== "out";
+  if (hook === "tc-egress") return direction !== "in";
+  return true;
+}
+
+/**
+ * A plugin attached to an interface. `close()` detaches it.
+ *
+ * @example
+ * ```ts ignore
+ * import { count, startPlugin } from "@belt/belt";
+ * using running = startPlugin(count, { iface: "eth0", priority: 10 });
+ * console.log(running.stats());
+ * ```
+ */
+export class RunningPlugin implements Disposable {
+  /** The plugin. */
+  readonly plugin: Plugin<unknown>;
+  /** The interface it runs on. */
+  readonly iface: string;
+  /** Its chain priority. */
+  readonly priority: number;
+  /** Its loaded object (maps for live updates and reads). */
+  readonly object: BpfObject;
+  /** Its attachments. */
+  readonly links: readonly Link[];
+
+  /** Made by {@linkcode startPlugin}. */
+  constructor(
+    plugin: Plugin<unknown>,
+    iface: string,
+    priority: number,
+    object: BpfObject,
+    links: Link[],
+  ) {
+    this.plugin = plugin;
+    this.iface = iface;
+    this.priority = priority;
+    this.object = object;
+    this.links = links;
+  }
+
+  /** The plugin's current stats (empty when it reports none). */
+  stats(): Stats {
+    return this.plugin.stats?.(this.object) ?? {};
+  }
+
+  /** Detaches and unloads. Idempotent. */
+  close(): void {
+    this.object.close();
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Starts `plugin` on an interface. Synchronous, so it can run inside
+ * `withNetns`. On any failure everything done so far is undone.
+ *
+ * @example Two plugins in one chain
+ * ```ts ignore
+ * import { count, startPlugin } from "@belt/belt";
+ * const first = startPlugin(count, { iface: "eth0", priority: 10 });
+ * const second = startPlugin(count, { iface: "eth0", priority: 20, direction: "in" });
+ * ```
+ */
+export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningPlugin {
+  const priority = start.priority ?? 1000;
+  const direction = start.direction ?? "both";
+  if (!["in", "out", "both"].includes(direction)) {
+    throw new BeltError(`unknown direction '${direction}'`, { hint: "use in, out or both" });
+  }
+  const options = plugin.options(start.options ?? {}, start.where ?? `${plugin.name} options`);
+  const obj = BpfObject.open(plugin.object, {
+    name: plugin.name,
+    globals: plugin.globals?.(options),
+  });
+  try {
+    const specs = plugin.programs.filter((p) => wanted(p.hook, direction));
+    for (const prog of obj.programs.values()) {
+      prog.autoload = specs.some((s) => s.program === prog.name);
+    }
+    obj.load();
+    plugin.fill?.(obj, options);
+    const links = specs.map((spec) => {
+      const prog = obj.program(spec.program);
+      if (spec.hook === "xdp") return attachXdp(prog, start.iface, { mode: start.xdpMode });
+      const tcDirection = spec.hook === "tc-ingress" ? "ingress" : "egress";
+      return attachTc(prog, start.iface, {
+        direction: tcDirection,
+        priority,
+        mode: start.tcMode,
+        owner: plugin.name,
+      });
+    });
+    return new RunningPlugin(plugin as Plugin<unknown>, start.iface, priority, obj, links);
+  } catch (e) {
+    obj.close(); // detaches whatever was attached before the failure
+    throw e;
+  }
+}
