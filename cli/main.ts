@@ -6,6 +6,11 @@
  */
 import { BeltError, closeTracked, setVerbose } from "../bpf/mod.ts";
 import { probe } from "./probe.ts";
+import { countCommand } from "./count.ts";
+import { chainCommand } from "./chain.ts";
+import { runCommand } from "./run.ts";
+import { detachCommand } from "./detach.ts";
+import { pluginCommand } from "./plugin_new.ts";
 
 /**
  * The version printed by `belt version`; kept equal to deno.json's.
@@ -23,6 +28,11 @@ const HELP = `belt ${VERSION} — eBPF networking from Deno
 Usage: belt <command> [options]
 
 Commands:
+  chain      show an interface's TC chain, both directions, in run order
+  detach     remove what killed belt processes left on an interface
+  count      packets and bytes per protocol and direction on an interface
+  plugin     plugin new NAME: scaffold a plugin of your own
+  run        start the plugins a belt.json describes, until stopped
   probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)
   version    print the version
 
@@ -34,7 +44,12 @@ Options on every command:
 Exit codes: 0 success, 1 error (one line on stderr), 2 usage error.`;
 
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  chain: chainCommand,
+  count: countCommand,
+  detach: detachCommand,
+  plugin: pluginCommand,
   probe,
+  run: runCommand,
   version: () => {
     console.log(VERSION);
     return 0;

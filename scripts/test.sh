@@ -27,7 +27,7 @@ check() { # name, command...
 check "eBPF objects up to date" deno run -A scripts/build.ts --check
 check "deno fmt --check" deno fmt --check
 check "deno lint" deno lint
-check "deno check" deno check mod.ts bpf/ cli/ tests/ scripts/
+check "deno check" deno check mod.ts bpf/ cli/ plugins/ tests/ scripts/
 check "deno doc --lint" deno doc --lint mod.ts bpf/mod.ts
 check "deno publish --dry-run" deno publish --dry-run --allow-dirty
 

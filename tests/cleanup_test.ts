@@ -77,7 +77,10 @@ Deno.test("the CLI turns a missing libbpf into one line and exit 1", async () =>
 Deno.test("the CLI rejects an unknown command and an unknown flag with usage exit 2", async () => {
   for (
     const [args, line] of [
-      [["frobnicate"], "belt: unknown command 'frobnicate' (commands: probe, version)\n"],
+      [
+        ["frobnicate"],
+        "belt: unknown command 'frobnicate' (commands: chain, count, detach, plugin, probe, run, version)\n",
+      ],
       [["probe", "--bogus"], "belt: probe: unknown option '--bogus' (see `belt probe --help`)\n"],
     ] as const
   ) {

@@ -1,0 +1,54 @@
+/** `belt chain show IFACE`: what runs on the interface's TC hooks, in order. */
+import { BeltError } from "../bpf/mod.ts";
+import { describeChain } from "../plugins/mod.ts";
+import { parseCommand } from "./args.ts";
+import { jsonLine, table } from "./output.ts";
+
+/** Help text of `belt chain`. */
+export const CHAIN_HELP =
+  `belt chain show — the TC chain of an interface, both directions, in run order
+
+Usage: belt chain show IFACE [--json]
+
+Lists every program on IFACE's ingress and egress hooks: position, mechanism
+(tcx or cls_bpf), priority, the belt plugin that attached it (or "foreign"
+for anyone else's), program name and id, link id, and run count / average ns
+when kernel BPF statistics are on (sysctl kernel.bpf_stats_enabled=1).`;
+
+/** Runs `belt chain`. */
+export function chainCommand(args: string[]): number {
+  const { values, positionals } = parseCommand("chain", args, {});
+  if (values.help) {
+    console.log(CHAIN_HELP);
+    return 0;
+  }
+  const [sub, iface, ...rest] = positionals;
+  if (sub !== "show" || !iface || rest.length) {
+    throw new BeltError("chain: use `belt chain show IFACE`", { hint: "see `belt chain --help`" });
+  }
+  const entries = describeChain(iface);
+  if (values.json) {
+    for (const e of entries) console.log(jsonLine({ iface, ...e }));
+    return 0;
+  }
+  if (!entries.length) {
+    console.log(`${iface}: no TC programs`);
+    return 0;
+  }
+  console.log(table(
+    ["dir", "#", "mode", "prio", "owner", "program", "prog id", "link id", "runs", "avg ns"],
+    entries.map((e) => [
+      e.direction,
+      String(e.position),
+      e.mode,
+      e.priority === null ? "-" : String(e.priority),
+      e.owner,
+      e.program,
+      String(e.progId),
+      e.linkId ? String(e.linkId) : "-",
+      String(e.runCount),
+      e.avgNs ? String(e.avgNs) : "-",
+    ]),
+  ));
+  return 0;
+}

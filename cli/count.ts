@@ -1,0 +1,67 @@
+/** `belt count IFACE`: packets and bytes per protocol and direction. */
+import { BeltError, interfaceIndex } from "../bpf/mod.ts";
+import type { TcMode } from "../bpf/mod.ts";
+import { count, countRows, startPlugin } from "../plugins/mod.ts";
+import type { CountRow, Direction } from "../plugins/mod.ts";
+import { parseCommand } from "./args.ts";
+import { seconds, stopCode, untilStopped } from "./stop.ts";
+import { jsonLine, table } from "./output.ts";
+
+/** Help text of `belt count`. */
+export const COUNT_HELP = `belt count — packets and bytes per protocol and direction on an interface
+
+Usage: belt count IFACE [--priority P] [--direction in|out|both] [--duration S]
+                        [--tc-mode auto|tcx|cls_bpf] [--json]
+
+Attaches the count plugin to the TC chain of IFACE (ingress and egress) at
+priority P (default 1000; lower runs first). It passes every packet on, so it
+shows what reaches its place in the chain. Runs until Ctrl-C, SIGTERM or
+--duration seconds, with a live line on a terminal, then prints the table
+(or JSON lines with --json). Everything is detached on exit.`;
+
+/** Runs `belt count`. */
+export async function countCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand("count", args, {
+    priority: { type: "string" },
+    direction: { type: "string" },
+    duration: { type: "string" },
+    "tc-mode": { type: "string" },
+  });
+  if (values.help) {
+    console.log(COUNT_HELP);
+    return 0;
+  }
+  const iface = positionals[0];
+  if (!iface || positionals.length > 1) {
+    throw new BeltError("count: give exactly one interface", { hint: "see `belt count --help`" });
+  }
+  interfaceIndex(iface); // unknown interface: one line listing the ones that exist
+  const duration = seconds(values.duration, "--duration"); // all input checked before attaching
+  const running = startPlugin(count, {
+    iface,
+    priority: values.priority === undefined ? undefined : Number(values.priority),
+    direction: (values.direction ?? "both") as Direction,
+    tcMode: values["tc-mode"] as TcMode | undefined,
+  });
+  try {
+    const reason = await untilStopped(duration, () => {
+      const s = running.stats();
+      return `${iface}: in ${s.packets_in} pkts ${s.bytes_in} B · out ${s.packets_out} pkts ${s.bytes_out} B`;
+    });
+    print(countRows(running.object), values.json ?? false);
+    return stopCode(reason);
+  } finally {
+    running.close();
+  }
+}
+
+function print(rows: CountRow[], json: boolean): void {
+  if (json) {
+    for (const r of rows) console.log(jsonLine(r));
+    return;
+  }
+  console.log(table(
+    ["dir", "protocol", "packets", "bytes"],
+    rows.map((r) => [r.direction, r.protocol, String(r.packets), String(r.bytes)]),
+  ));
+}

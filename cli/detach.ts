@@ -1,0 +1,40 @@
+/** `belt detach IFACE`: remove what killed belt processes left on an interface. */
+import { BeltError, removeStaleFilters } from "../bpf/mod.ts";
+import { parseCommand } from "./args.ts";
+import { jsonLine } from "./output.ts";
+
+/** Help text of `belt detach`. */
+export const DETACH_HELP = `belt detach — remove belt's leftovers from an interface
+
+Usage: belt detach IFACE [--json]
+
+TCX and XDP programs go away with the belt process that attached them, even
+after SIGKILL. cls_bpf filters (kernels before 6.6) outlive a process killed
+with SIGKILL: this removes those whose belt process is gone (only if the
+filter still holds the program belt recorded), and the clsact qdisc belt
+created if nothing else is on it. Other programs' filters are left alone.
+belt also does this by itself before it attaches a cls_bpf filter.`;
+
+/** Runs `belt detach`. */
+export function detachCommand(args: string[]): number {
+  const { values, positionals } = parseCommand("detach", args, {});
+  if (values.help) {
+    console.log(DETACH_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new BeltError("detach: give one interface", { hint: "see `belt detach --help`" });
+  }
+  const removed = removeStaleFilters(positionals[0]!);
+  for (const r of removed) {
+    console.log(
+      values.json
+        ? jsonLine(r)
+        : `removed ${r.owner} (${r.mode} ${r.direction} prio ${r.priority}, pid ${r.pid} gone)`,
+    );
+  }
+  if (!removed.length && !values.json) {
+    console.log(`${positionals[0]}: nothing of belt's to remove`);
+  }
+  return 0;
+}

@@ -1,0 +1,53 @@
+/** Long-running commands: run until Ctrl-C, SIGTERM or --duration, showing a live line. */
+import { BeltError, closeTracked, leaveSignalsToCaller } from "../bpf/mod.ts";
+
+/**
+ * Resolves with the reason the command should stop: "SIGINT", "SIGTERM" or
+ * "duration". While waiting, `live()` is redrawn on stderr every second
+ * when stderr is a terminal. Signal handlers are removed before it resolves.
+ */
+export function untilStopped(
+  durationSec: number | undefined,
+  live?: () => string,
+): Promise<string> {
+  leaveSignalsToCaller(); // we detach on signals ourselves, then return normally
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((s) => [s, () => finish(s)] as const);
+    const showLive = live && Deno.stderr.isTerminal();
+    const ticker = showLive ? setInterval(() => writeLive(live()), 1000) : undefined;
+    const timer = durationSec !== undefined
+      ? setTimeout(() => finish("duration"), durationSec * 1000)
+      : undefined;
+    function finish(reason: string) {
+      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+      clearInterval(ticker);
+      clearTimeout(timer);
+      if (showLive) writeLive("");
+      resolve(reason);
+    }
+    for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  });
+}
+
+function writeLive(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${text}`));
+}
+
+/** Exit code for a stop reason: 0 for a planned end or Ctrl-C/SIGTERM (a normal way to stop). */
+export function stopCode(_reason: string): number {
+  closeTracked();
+  return 0;
+}
+
+/** Parses a --duration/--interval value in seconds. */
+export function seconds(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new BeltError(`${flag} wants a number of seconds > 0, got '${value}'`, {
+      hint: "see `belt --help`",
+    });
+  }
+  return n;
+}

@@ -1,0 +1,176 @@
+import { deepEqual, equal, match } from "node:assert/strict";
+import { kernelTest } from "./harness/kernel.ts";
+import { Topology } from "./harness/netns.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** Runs `belt ARGS` inside a host, the way a user would (ip netns exec). */
+async function belt(topo: Topology, host: string, args: string[]) {
+  const out = await topo.run(host, [Deno.execPath(), "run", "-A", `${root}mod.ts`, ...args], false);
+  return { code: out.code, stdout: out.stdout, stderr: out.stderr };
+}
+
+function spawnBelt(topo: Topology, host: string, args: string[]): Deno.ChildProcess {
+  return topo.spawn(host, [Deno.execPath(), "run", "-A", `${root}mod.ts`, ...args]);
+}
+
+/** Reads a child's stderr until `pattern` shows up (bounded). */
+async function waitFor(child: Deno.ChildProcess, pattern: RegExp, ms = 10_000): Promise<string> {
+  const reader = child.stderr.getReader();
+  let seen = "";
+  const deadline = Date.now() + ms;
+  try {
+    while (!pattern.test(seen) && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decode(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  match(seen, pattern);
+  return seen;
+}
+
+async function leftovers(topo: Topology): Promise<string> {
+  const chain = await belt(topo, "a", ["chain", "show", "eth0", "--json"]);
+  const qdisc = (await topo.run("a", ["tc", "qdisc", "show", "dev", "eth0"])).stdout;
+  return chain.stdout + (qdisc.includes("clsact") ? qdisc : "");
+}
+
+kernelTest(
+  "belt run composes built-in and user plugins; chain show lists them; SIGTERM detaches all",
+  async () => {
+    await using topo = await Topology.pair(7);
+    const dir = await Deno.makeTempDir({ prefix: "belt-run-" });
+    try {
+      const config = `${dir}/belt.json`;
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          interfaces: {
+            eth0: [
+              { plugin: "count", priority: 10 },
+              { plugin: `${root}tests/plugins/dropper/mod.ts`, priority: 20, direction: "out" },
+              { plugin: "count", priority: 30 },
+            ],
+          },
+        }),
+      );
+      const child = spawnBelt(topo, "a", ["run", config]);
+      await waitFor(child, /running count@eth0:10, dropper@eth0:20, count@eth0:30/);
+      const chain = (await belt(topo, "a", ["chain", "show", "eth0", "--json"])).stdout.trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      deepEqual(
+        chain.map((e) => [e.direction, e.position, e.priority, e.owner, e.program]),
+        [
+          ["ingress", 1, 10, "count", "count_ingress"],
+          ["ingress", 2, 30, "count", "count_ingress"],
+          ["egress", 1, 10, "count", "count_egress"],
+          ["egress", 2, 20, "dropper", "drop_egress"],
+          ["egress", 3, 30, "count", "count_egress"],
+        ],
+      );
+      equal(await topo.ping("a", "198.18.7.2", 2), 0); // dropped at 20
+      child.kill("SIGTERM");
+      const [status, out] = await Promise.all([child.status, child.stdout.getReader().read()]);
+      equal(status.code, 0);
+      match(decode(out.value ?? new Uint8Array()), /dropper {2}20 +dropped=[1-9]/);
+      await child.stderr.cancel();
+      equal(await leftovers(topo), "");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+kernelTest(
+  "belt count killed with SIGKILL on cls_bpf: belt detach removes its filter and qdisc",
+  async () => {
+    await using topo = await Topology.pair(8);
+    const child = spawnBelt(topo, "a", [
+      "count",
+      "eth0",
+      "--tc-mode",
+      "cls_bpf",
+      "--priority",
+      "44",
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !(await leftovers(topo)).includes("count"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    match(await leftovers(topo), /"priority":44,"owner":"count"/); // the kernel keeps cls_bpf filters
+    const detach = await belt(topo, "a", ["detach", "eth0"]);
+    equal(detach.code, 0);
+    match(detach.stdout, /removed count \(cls_bpf ingress prio 44, pid \d+ gone\)/);
+    equal(await leftovers(topo), "");
+  },
+);
+
+kernelTest(
+  "bad config files and arguments: one line naming the file and key, nothing attached",
+  async () => {
+    await using topo = await Topology.pair(9);
+    const dir = await Deno.makeTempDir({ prefix: "belt-cfg-" });
+    try {
+      const cases: [string, string][] = [
+        ["{ nope", "not valid JSON"],
+        [
+          JSON.stringify({ interfaces: { eth0: [{ plugin: "count", priority: 0 }] } }),
+          "interfaces.eth0[0].priority: must be an integer from 1 to 65535",
+        ],
+        [
+          JSON.stringify({
+            interfaces: {
+              eth0: [{ plugin: "count", priority: 5 }, { plugin: "count", priority: 5 }],
+            },
+          }),
+          "interfaces.eth0[1].priority: 5 is taken by",
+        ],
+        [
+          JSON.stringify({ interfaces: { eth0: [{ plugin: "firewal" }] } }),
+          "interfaces.eth0[0].plugin: unknown plugin 'firewal'",
+        ],
+        [
+          JSON.stringify({ interfaces: { eth0: [{ plugin: "count", colour: "red" }] } }),
+          "interfaces.eth0[0].colour: unknown key",
+        ],
+        [
+          JSON.stringify({ interfaces: { nope0: [{ plugin: "count" }] } }),
+          "unknown interface 'nope0' (interfaces here: lo, eth0)",
+        ],
+        [
+          JSON.stringify({
+            interfaces: {
+              eth0: [{ plugin: `${root}tests/plugins/dropper/mod.ts`, options: { proto: "icmp" } }],
+            },
+          }),
+          "interfaces.eth0[0].options.proto: must be an IP protocol number",
+        ],
+      ];
+      for (const [i, [text, message]] of cases.entries()) {
+        const path = `${dir}/c${i}.json`;
+        await Deno.writeTextFile(path, text);
+        const r = await belt(topo, "a", ["run", path, "--duration", "1"]);
+        equal(r.code, 1, r.stderr);
+        equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+        match(r.stderr, new RegExp(`^belt: .*${message.replace(/[()[\].]/g, "\\$&")}`));
+      }
+      equal(await leftovers(topo), "");
+      const r = await belt(topo, "a", ["count", "eth0", "--duration", "soon"]);
+      deepEqual([r.code, r.stderr], [
+        2,
+        "belt: --duration wants a number of seconds > 0, got 'soon' (see `belt --help`)\n",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
