@@ -190,3 +190,25 @@ export function programInfo(id: number): ProgramInfo {
     libc().close(fd);
   }
 }
+
+/**
+ * Turns on the kernel's per-program run statistics (run count and time, as
+ * `sysctl kernel.bpf_stats_enabled=1` does) until the handle is closed.
+ *
+ * @example Measure what a chain costs for five seconds
+ * ```ts ignore
+ * import { enableRunStats } from "@belt/belt/bpf";
+ * using _stats = enableRunStats();
+ * await new Promise((r) => setTimeout(r, 5000));
+ * ```
+ */
+export function enableRunStats(): Closable & Disposable {
+  const fd = libbpf().bpf_enable_stats(0); // BPF_STATS_RUN_TIME
+  if (fd < 0) throw errorFromErrno("enable BPF run statistics", -fd);
+  let open = true;
+  const close = () => {
+    if (open) libc().close(fd);
+    open = false;
+  };
+  return { close, [Symbol.dispose]: close };
+}

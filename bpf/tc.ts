@@ -13,7 +13,7 @@
  */
 import { libbpf, libc } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
-import { interfaceIndex, interfaceName } from "./iface.ts";
+import { interfaceIndex, interfaceName, listInterfaces } from "./iface.ts";
 import { Link } from "./link.ts";
 import type { Program } from "./program.ts";
 import { AttachType, linkCreate, MprogFlag, objectInfo, queryHook } from "./syscall.ts";
@@ -270,6 +270,7 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
     forget();
     try {
       withNetnsFd(nsFd, () => {
+        if (!listInterfaces().some(([index]) => index === ifindex)) return; // the interface took its filters with it
         const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
         if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! - 1);
         releaseQdisc(ifindex, key);

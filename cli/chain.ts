@@ -1,5 +1,6 @@
 /** `belt chain show IFACE`: what runs on the interface's TC hooks, in order. */
-import { BeltError } from "../bpf/mod.ts";
+import { BeltError, enableRunStats } from "../bpf/mod.ts";
+import { seconds } from "./stop.ts";
 import { describeChain } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { jsonLine, table } from "./output.ts";
@@ -8,16 +9,17 @@ import { jsonLine, table } from "./output.ts";
 export const CHAIN_HELP =
   `belt chain show — the TC chain of an interface, both directions, in run order
 
-Usage: belt chain show IFACE [--json]
+Usage: belt chain show IFACE [--stats S] [--json]
 
 Lists every program on IFACE's ingress and egress hooks: position, mechanism
 (tcx or cls_bpf), priority, the belt plugin that attached it (or "foreign"
 for anyone else's), program name and id, link id, and run count / average ns
-when kernel BPF statistics are on (sysctl kernel.bpf_stats_enabled=1).`;
+when kernel BPF statistics are on: --stats S turns them on for S seconds
+before listing (or sysctl kernel.bpf_stats_enabled=1 keeps them on).`;
 
 /** Runs `belt chain`. */
-export function chainCommand(args: string[]): number {
-  const { values, positionals } = parseCommand("chain", args, {});
+export async function chainCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommand("chain", args, { stats: { type: "string" } });
   if (values.help) {
     console.log(CHAIN_HELP);
     return 0;
@@ -25,6 +27,11 @@ export function chainCommand(args: string[]): number {
   const [sub, iface, ...rest] = positionals;
   if (sub !== "show" || !iface || rest.length) {
     throw new BeltError("chain: use `belt chain show IFACE`", { hint: "see `belt chain --help`" });
+  }
+  const statsFor = seconds(values.stats, "--stats");
+  if (statsFor !== undefined) {
+    using _stats = enableRunStats();
+    await new Promise((resolve) => setTimeout(resolve, statsFor * 1000));
   }
   const entries = describeChain(iface);
   if (values.json) {

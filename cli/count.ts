@@ -4,7 +4,7 @@ import type { TcMode } from "../bpf/mod.ts";
 import { count, countRows, startPlugin } from "../plugins/mod.ts";
 import type { CountRow, Direction } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
-import { seconds, stopCode, untilStopped } from "./stop.ts";
+import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 import { jsonLine, table } from "./output.ts";
 
 /** Help text of `belt count`. */
@@ -47,7 +47,7 @@ export async function countCommand(args: string[]): Promise<number> {
     const reason = await untilStopped(duration, () => {
       const s = running.stats();
       return `${iface}: in ${s.packets_in} pkts ${s.bytes_in} B · out ${s.packets_out} pkts ${s.bytes_out} B`;
-    });
+    }, interfacesGone([iface]));
     print(countRows(running.object), values.json ?? false);
     return stopCode(reason);
   } finally {

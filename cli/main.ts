@@ -29,11 +29,11 @@ Usage: belt <command> [options]
 
 Commands:
   chain      show an interface's TC chain, both directions, in run order
-  detach     remove what killed belt processes left on an interface
   count      packets and bytes per protocol and direction on an interface
+  detach     remove what killed belt processes left on an interface
   plugin     plugin new NAME: scaffold a plugin of your own
-  run        start the plugins a belt.json describes, until stopped
   probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)
+  run        start the plugins a belt.json describes, until stopped
   version    print the version
 
 Options on every command:

@@ -4,7 +4,7 @@ import { resolvePlugin, startPlugin } from "../plugins/mod.ts";
 import type { Plugin, RunningPlugin } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { loadConfig } from "./config.ts";
-import { seconds, stopCode, untilStopped } from "./stop.ts";
+import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 import { jsonLine, table } from "./output.ts";
 
 /** Help text of `belt run`. */
@@ -58,6 +58,7 @@ export async function runCommand(args: string[]): Promise<number> {
       duration,
       () =>
         running.map((r) => `${r.plugin.name}@${r.iface}:${r.priority} ${summary(r)}`).join(" · "),
+      interfacesGone([...new Set(running.map((r) => r.iface))]),
     );
     const rows = running.map((r) => ({
       iface: r.iface,

@@ -1,21 +1,36 @@
 /** Long-running commands: run until Ctrl-C, SIGTERM or --duration, showing a live line. */
-import { BeltError, closeTracked, leaveSignalsToCaller } from "../bpf/mod.ts";
+import { BeltError, closeTracked, interfaceIndex, leaveSignalsToCaller } from "../bpf/mod.ts";
+
+function interfaceExists(iface: string): boolean {
+  try {
+    interfaceIndex(iface);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
- * Resolves with the reason the command should stop: "SIGINT", "SIGTERM" or
- * "duration". While waiting, `live()` is redrawn on stderr every second
+ * Resolves with the reason the command should stop: "SIGINT", "SIGTERM",
+ * "duration", or the problem `watch()` reported (checked every second). While waiting, `live()` is redrawn on stderr every second
  * when stderr is a terminal. Signal handlers are removed before it resolves.
  */
 export function untilStopped(
   durationSec: number | undefined,
   live?: () => string,
+  watch?: () => string | undefined,
 ): Promise<string> {
   leaveSignalsToCaller(); // we detach on signals ourselves, then return normally
   return new Promise((resolve) => {
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     const handlers = signals.map((s) => [s, () => finish(s)] as const);
     const showLive = live && Deno.stderr.isTerminal();
-    const ticker = showLive ? setInterval(() => writeLive(live()), 1000) : undefined;
+    // Every second: redraw the live line, and stop if `watch` reports a problem.
+    const ticker = setInterval(() => {
+      const problem = watch?.();
+      if (problem) return finish(problem);
+      if (showLive) writeLive(live());
+    }, 1000);
     const timer = durationSec !== undefined
       ? setTimeout(() => finish("duration"), durationSec * 1000)
       : undefined;
@@ -34,10 +49,27 @@ function writeLive(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${text}`));
 }
 
-/** Exit code for a stop reason: 0 for a planned end or Ctrl-C/SIGTERM (a normal way to stop). */
-export function stopCode(_reason: string): number {
+const NORMAL_STOPS = ["SIGINT", "SIGTERM", "duration"];
+
+/**
+ * Exit code for a stop reason: 0 for a planned end or Ctrl-C/SIGTERM (a
+ * normal way to stop); otherwise the reason is a problem, said in one line.
+ */
+export function stopCode(reason: string): number {
   closeTracked();
-  return 0;
+  if (NORMAL_STOPS.includes(reason)) return 0;
+  console.error(`belt: ${reason}`);
+  return 1;
+}
+
+/** A watch that reports when any of `ifaces` disappears (checked by name). */
+export function interfacesGone(ifaces: string[]): () => string | undefined {
+  return () => {
+    const gone = ifaces.find((iface) => !interfaceExists(iface));
+    return gone
+      ? `interface ${gone} disappeared while running: its programs went with it`
+      : undefined;
+  };
 }
 
 /** Parses a --duration/--interval value in seconds. */

@@ -30,6 +30,8 @@ export interface StartOptions {
   xdpMode?: XdpMode;
 }
 
+const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp"];
+
 function wanted(hook: Hook, direction: Direction): boolean {
   if (hook === "tc-ingress") return direction !== "out";
   if (hook === "tc-egress") return direction !== "in";
@@ -105,6 +107,16 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
   const direction = start.direction ?? "both";
   if (!["in", "out", "both"].includes(direction)) {
     throw new BeltError(`unknown direction '${direction}'`, { hint: "use in, out or both" });
+  }
+  for (const spec of plugin.programs) {
+    if (!HOOKS.includes(spec.hook)) {
+      throw new BeltError(
+        `plugin '${plugin.name}': program '${spec.program}' has unknown hook '${spec.hook}'`,
+        {
+          hint: `use one of ${HOOKS.join(", ")}`,
+        },
+      );
+    }
   }
   const options = plugin.options(start.options ?? {}, start.where ?? `${plugin.name} options`);
   const obj = BpfObject.open(plugin.object, {

@@ -114,6 +114,26 @@ kernelTest(
   },
 );
 
+for (const mode of ["tcx", "cls_bpf"]) {
+  kernelTest(
+    `belt count exits with one clear line when its interface disappears (${mode})`,
+    async () => {
+      await using topo = await Topology.pair(11);
+      const child = spawnBelt(topo, "a", ["count", "eth0", "--tc-mode", mode, "--duration", "20"]);
+      for (let i = 0; i < 100 && !(await leftovers(topo)).includes("count"); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await topo.run("a", ["ip", "link", "del", "eth0"]);
+      const out = await child.output();
+      equal(out.code, 1);
+      equal(
+        new TextDecoder().decode(out.stderr),
+        "belt: interface eth0 disappeared while running: its programs went with it\n",
+      );
+    },
+  );
+}
+
 kernelTest(
   "bad config files and arguments: one line naming the file and key, nothing attached",
   async () => {
