@@ -71,6 +71,8 @@ const libbpfSymbols = {
   bpf_map__max_entries: { parameters: ["pointer"], result: "u32" },
   // int bpf_map__set_max_entries(struct bpf_map *map, __u32 max_entries)
   bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" },
+  // int bpf_map__reuse_fd(struct bpf_map *map, int fd)
+  bpf_map__reuse_fd: { parameters: ["pointer", "i32"], result: "i32" },
   // void *bpf_map__initial_value(struct bpf_map *map, size_t *psize)
   bpf_map__initial_value: { parameters: ["pointer", "buffer"], result: "pointer" },
 
@@ -188,6 +190,8 @@ const libcSymbols = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // ssize_t read(int fd, void *buf, size_t count)
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // int fcntl(int fd, int cmd, int arg): F_DUPFD_CLOEXEC to keep a map alive
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int socket(int domain, int type, int protocol)
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen)

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { cstr, libbpf, libc, readCString } from "./ffi.ts";
+import { cstr, errno, libbpf, libc, readCString } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
 import type { Codec } from "./codec.ts";
 import { pinFd } from "./link.ts";
@@ -101,6 +101,34 @@ export class BpfMap {
   get handle(): Deno.PointerObject {
     assertOpen(this.#owner);
     return this.#handle;
+  }
+
+  /**
+   * Before load: makes this map the same kernel map as `other` (loaded), so
+   * two objects share it. libbpf checks at load that type, key and value
+   * sizes and capacity agree.
+   */
+  reuse(other: BpfMap | number): void {
+    const fd = typeof other === "number" ? other : other.fd;
+    const rc = libbpf().bpf_map__reuse_fd(this.handle, fd);
+    if (rc < 0) throw errorFromErrno(`share map '${this.name}'`, -rc, "set sharing before load()");
+  }
+
+  /**
+   * Keeps the kernel map alive beyond this object (a duplicated fd), e.g.
+   * for other objects to reuse() later. Close the handle to let it go.
+   */
+  hold(): { readonly fd: number; close(): void } {
+    const fd = libc().fcntl(this.fd, 1030, 3); // F_DUPFD_CLOEXEC, lowest fd >= 3
+    if (fd < 0) throw errorFromErrno(`duplicate the fd of map '${this.name}'`, errno());
+    let open = true;
+    return {
+      fd,
+      close() {
+        if (open) closeFd(fd);
+        open = false;
+      },
+    };
   }
 
   /** Hands a reader made on this map to the owning object, which closes it on close(). */

@@ -60,6 +60,12 @@ export interface Plugin<O = Record<string, unknown>> {
   globals?(options: O): Record<string, GlobalValue>;
   /** Fills maps after load, before attach. */
   fill?(obj: BpfObject, options: O): void;
+  /**
+   * Maps shared by name with every other running plugin that declares the
+   * same name (same type, key, value and size): the first to start creates
+   * it, the others reuse it, it lives while any of them runs.
+   */
+  sharedMaps?: string[];
   /** Current stats, read from the plugin's maps. */
   stats?(obj: BpfObject): Stats;
 }

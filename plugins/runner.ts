@@ -30,6 +30,30 @@ export interface StartOptions {
   xdpMode?: XdpMode;
 }
 
+/** Maps shared by name among running plugins: a held fd and how many use it. */
+const sharedMaps = new Map<string, { fd: number; close(): void; users: number }>();
+
+/** Registers one more user of a shared map; the returned handle lets go of it. */
+function shareMap(name: string, obj: BpfObject): { close(): void } {
+  let entry = sharedMaps.get(name);
+  if (!entry) {
+    entry = { ...obj.map(name).hold(), users: 0 };
+    sharedMaps.set(name, entry);
+  }
+  entry.users++;
+  let open = true;
+  return {
+    close() {
+      if (!open) return;
+      open = false;
+      if (--entry.users === 0) {
+        entry.close();
+        sharedMaps.delete(name);
+      }
+    },
+  };
+}
+
 const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp"];
 
 function wanted(hook: Hook, direction: Direction): boolean {
@@ -128,7 +152,20 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
     for (const prog of obj.programs.values()) {
       prog.autoload = specs.some((s) => s.program === prog.name);
     }
-    obj.load();
+    const shared = plugin.sharedMaps ?? [];
+    for (const name of shared) {
+      const held = sharedMaps.get(name);
+      if (held) obj.map(name).reuse(held.fd);
+    }
+    try {
+      obj.load();
+    } catch (e) {
+      if (!shared.length) throw e;
+      throw new BeltError(`plugin '${plugin.name}': ${(e as Error).message}`, {
+        hint: `its shared maps (${shared.join(", ")}) must match the other plugins' declarations`,
+      });
+    }
+    for (const name of shared) obj.adopt(shareMap(name, obj));
     plugin.fill?.(obj, options);
     const links = specs.map((spec) => {
       const prog = obj.program(spec.program);

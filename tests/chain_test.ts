@@ -96,3 +96,27 @@ kernelTest(
     equal(withNetns(topo.ns("a"), () => describeChain("eth0")).length, 0);
   },
 );
+
+kernelTest(
+  "plugins that declare the same map name share one kernel map while any of them runs",
+  async () => {
+    await using topo = await Topology.pair(12);
+    // Two plugins built from the count object, both declaring "counts" shared.
+    const first = { ...count, name: "count_a", sharedMaps: ["counts"] };
+    const second = { ...count, name: "count_b", sharedMaps: ["counts"] };
+    const a = withNetns(topo.ns("a"), () => startPlugin(first, { iface: "eth0", priority: 10 }));
+    const b = withNetns(topo.ns("a"), () => startPlugin(second, { iface: "eth0", priority: 20 }));
+    try {
+      await topo.sendUdp("a", "198.18.12.2", 9, 25);
+      // Each datagram passes both programs, which count into the one map.
+      equal(outPackets(a, 17), 50n);
+      equal(outPackets(b, 17), 50n);
+      a.close(); // the map lives on with b
+      await topo.sendUdp("a", "198.18.12.2", 9, 5);
+      equal(outPackets(b, 17), 55n);
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+);
