@@ -43,13 +43,26 @@ export class Link implements Closable, Disposable {
   /** The kernel link fd, or -1 when the attachment has none (cls_bpf). */
   readonly fd: number;
   #detach: (() => void) | undefined;
+  readonly #release: (() => void) | undefined;
   readonly #closeHooks: (() => void)[] = [];
 
-  /** Wraps an attachment; `detach` undoes it once. */
-  constructor(info: LinkInfo, fd: number, detach: () => void) {
+  /**
+   * Wraps an attachment; `detach` undoes it once. `release` (optional) frees
+   * this process's hold without detaching, for attachments kept with keep().
+   */
+  constructor(info: LinkInfo, fd: number, detach: () => void, release?: () => void) {
     this.info = info;
     this.fd = fd;
     this.#detach = detach;
+    this.#release = release;
+  }
+
+  /**
+   * Leaves the attachment in the kernel when this link is closed (after it
+   * was pinned, or for a cls_bpf filter meant to outlive the process).
+   */
+  keep(): void {
+    if (this.#detach) this.#detach = this.#release ?? (() => {});
   }
 
   /** Whether the link is still attached. */

@@ -66,7 +66,7 @@ export { withNetns } from "./netns.ts";
 export { isBpffs, isRoot, kernelRelease, kernelVersion } from "./kernel.ts";
 export { isVerbose, setVerbose } from "./log.ts";
 export { closeTracked, leaveSignalsToCaller } from "./cleanup.ts";
-export { readTc } from "./tcstate.ts";
+export { markPinned, readTc } from "./tcstate.ts";
 export type { TcRecord } from "./tcstate.ts";
 export {
   array,

@@ -19,7 +19,7 @@ import type { Program } from "./program.ts";
 import { AttachType, linkCreate, MprogFlag, objectInfo, queryHook } from "./syscall.ts";
 import { trackForExit } from "./cleanup.ts";
 import { openNetnsFd, withNetnsFd } from "./netns.ts";
-import { processAlive, pruneTc, readTc, recordTc } from "./tcstate.ts";
+import { processAlive, pruneTc, readTc, recordTc, stillPinned } from "./tcstate.ts";
 import type { TcRecord } from "./tcstate.ts";
 
 /** Which way the packets go. */
@@ -173,14 +173,18 @@ function attachTcx(
     linkId,
     pid: Deno.pid,
   });
+  const release = () => {
+    tcxPriorities.delete(linkId);
+    libc().close(fd); // a pinned link stays attached: the pin holds it
+  };
   return new Link(
     { kind: "tcx", target: name, detail: `tcx ${direction} prio ${priority}` },
     fd,
     () => {
-      tcxPriorities.delete(linkId);
       forget();
-      libc().close(fd);
+      release();
     },
+    release,
   );
 }
 
@@ -284,6 +288,7 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
     { kind: "cls_bpf", target: name, detail: `cls_bpf ${direction} prio ${priority}` },
     -1,
     detach,
+    () => libc().close(nsFd), // kept: the filter stays, its record too
   );
   link.onClose(trackForExit(link));
   return link;
@@ -324,7 +329,9 @@ export function listTcx(
  * Removes cls_bpf filters (and the clsact qdisc they created, when nothing
  * else is left on it) that belt processes which no longer exist left on an
  * interface: what SIGKILL leaves behind on kernels without TCX. A filter is
- * removed only if it still holds the program belt recorded. Returns what was
+ * removed only if it still holds the program belt recorded. With
+ * `pinned: true` it also removes what was deliberately kept (`--pin`): pinned
+ * TCX links and cls_bpf filters, and their pin directories. Returns what was
  * removed.
  *
  * @example
@@ -333,21 +340,29 @@ export function listTcx(
  * console.log(removeStaleFilters("eth0")); // [{ mode: "cls_bpf", priority: 10, ... }]
  * ```
  */
-export function removeStaleFilters(iface: string | number): TcRecord[] {
+export function removeStaleFilters(
+  iface: string | number,
+  options: { pinned?: boolean } = {},
+): TcRecord[] {
   const ifindex = interfaceIndex(iface);
   const removed: TcRecord[] = [];
   let createdQdisc = false;
   for (const direction of ["ingress", "egress"] as const) {
     const hook = tcHook(ifindex, direction === "ingress" ? TC_INGRESS : TC_EGRESS);
     const stale = readTc(ifindex, direction).filter((r) =>
-      r.mode === "cls_bpf" && !processAlive(r.pid)
+      (r.mode === "cls_bpf" && !processAlive(r.pid) && !stillPinned(r)) ||
+      (options.pinned && r.pinned !== undefined)
     );
     for (const r of stale) {
-      const query = tcOpts(r.priority);
-      const holds = libbpf().bpf_tc_query(hook, query) === 0 &&
-        new DataView(query.buffer).getUint32(16, true) === r.progId; // bpf_tc_opts.prog_id
-      if (holds) libbpf().bpf_tc_detach(hook, tcOpts(r.priority));
-      createdQdisc ||= r.createdQdisc ?? false;
+      if (r.mode === "cls_bpf") {
+        const query = tcOpts(r.priority);
+        const holds = libbpf().bpf_tc_query(hook, query) === 0 &&
+          new DataView(query.buffer).getUint32(16, true) === r.progId; // bpf_tc_opts.prog_id
+        if (holds) libbpf().bpf_tc_detach(hook, tcOpts(r.priority));
+        createdQdisc ||= r.createdQdisc ?? false;
+      }
+      // Removing the pins drops the last reference: a pinned TCX link detaches.
+      if (r.pinned) removePins(r.pinned);
       removed.push(r);
     }
     pruneTc(
@@ -374,4 +389,13 @@ function hasFilters(iface: string): boolean {
     if (!out.success || new TextDecoder().decode(out.stdout).trim()) return true; // unsure: keep the qdisc
   }
   return false;
+}
+
+/** Removes a pin directory; both directions of a plugin share one, so it may be gone already. */
+function removePins(dir: string): void {
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
 }

@@ -25,6 +25,8 @@ export interface TcRecord {
   pid: number;
   /** cls_bpf: whether this attachment created the clsact qdisc. */
   createdQdisc?: boolean;
+  /** Where its objects are pinned when it was made to outlive its process (--pin). */
+  pinned?: string;
 }
 
 const DIR = Deno.env.get("BELT_STATE_DIR") ?? "/run/belt/tc";
@@ -52,7 +54,9 @@ function sweepDeadTcx(): void {
   for (const e of safeReadDir()) {
     try {
       const r = JSON.parse(Deno.readTextFileSync(`${DIR}/${e.name}`)) as TcRecord;
-      if (r.mode === "tcx" && !processAlive(r.pid)) Deno.removeSync(`${DIR}/${e.name}`);
+      if (r.mode === "tcx" && !processAlive(r.pid) && !stillPinned(r)) {
+        Deno.removeSync(`${DIR}/${e.name}`);
+      }
     } catch {
       // being written or removed by another process
     }
@@ -64,6 +68,17 @@ function safeReadDir(): Deno.DirEntry[] {
     return [...Deno.readDirSync(DIR)];
   } catch {
     return [];
+  }
+}
+
+/** Whether a record's attachment was pinned and its pins are still there. */
+export function stillPinned(r: TcRecord): boolean {
+  if (!r.pinned) return false;
+  try {
+    Deno.statSync(r.pinned);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -84,6 +99,36 @@ export function recordTc(ifindex: number, record: TcRecord): () => void {
       // already gone
     }
   };
+}
+
+/**
+ * Marks a recorded attachment as pinned at `pinDir`: it outlives its process
+ * and `belt detach` (removeStaleFilters with pinned) removes it.
+ *
+ * @example
+ * ```ts ignore
+ * import { markPinned } from "@belt/belt/bpf";
+ * markPinned(ifindex, "ingress", 10, "/sys/fs/bpf/belt/eth0/count-10");
+ * ```
+ */
+export function markPinned(
+  ifindex: number,
+  direction: string,
+  priority: number,
+  pinDir: string,
+): void {
+  const path = `${DIR}/${prefix(ifindex, direction)}${priority}.json`;
+  const record = JSON.parse(Deno.readTextFileSync(path)) as TcRecord;
+  Deno.writeTextFileSync(path, JSON.stringify({ ...record, pinned: pinDir }));
+}
+
+/** Forgets a recorded attachment. */
+export function forgetTc(ifindex: number, direction: string, priority: number): void {
+  try {
+    Deno.removeSync(`${DIR}/${prefix(ifindex, direction)}${priority}.json`);
+  } catch {
+    // already gone
+  }
 }
 
 /**

@@ -11,13 +11,15 @@ import { jsonLine, table } from "./output.ts";
 export const COUNT_HELP = `belt count — packets and bytes per protocol and direction on an interface
 
 Usage: belt count IFACE [--priority P] [--direction in|out|both] [--duration S]
-                        [--tc-mode auto|tcx|cls_bpf] [--json]
+                        [--tc-mode auto|tcx|cls_bpf] [--pin] [--json]
 
 Attaches the count plugin to the TC chain of IFACE (ingress and egress) at
 priority P (default 1000; lower runs first). It passes every packet on, so it
 shows what reaches its place in the chain. Runs until Ctrl-C, SIGTERM or
 --duration seconds, with a live line on a terminal, then prints the table
-(or JSON lines with --json). Everything is detached on exit.`;
+(or JSON lines with --json). Everything is detached on exit, unless --pin:
+then it stays attached after belt exits, pinned under /sys/fs/bpf/belt/IFACE/,
+until \`belt detach IFACE\`.`;
 
 /** Runs `belt count`. */
 export async function countCommand(args: string[]): Promise<number> {
@@ -26,6 +28,7 @@ export async function countCommand(args: string[]): Promise<number> {
     direction: { type: "string" },
     duration: { type: "string" },
     "tc-mode": { type: "string" },
+    pin: { type: "boolean" },
   });
   if (values.help) {
     console.log(COUNT_HELP);
@@ -44,6 +47,14 @@ export async function countCommand(args: string[]): Promise<number> {
     tcMode: values["tc-mode"] as TcMode | undefined,
   });
   try {
+    if (values.pin) {
+      const dir = running.pin();
+      console.log(`count stays on ${iface} at priority ${running.priority}, pinned at ${dir}`);
+      console.log(
+        `read it with \`belt chain show ${iface}\`, remove it with \`belt detach ${iface}\``,
+      );
+      return 0;
+    }
     const reason = await untilStopped(duration, () => {
       const s = running.stats();
       return `${iface}: in ${s.packets_in} pkts ${s.bytes_in} B · out ${s.packets_out} pkts ${s.bytes_out} B`;

@@ -8,8 +8,9 @@ export const DETACH_HELP = `belt detach — remove belt's leftovers from an inte
 
 Usage: belt detach IFACE [--json]
 
-TCX and XDP programs go away with the belt process that attached them, even
-after SIGKILL. cls_bpf filters (kernels before 6.6) outlive a process killed
+Removes what belt kept on IFACE with --pin (pinned TCX links and cls_bpf
+filters, and their pins). TCX and XDP programs otherwise go away with the
+belt process that attached them, even after SIGKILL. cls_bpf filters (kernels before 6.6) outlive a process killed
 with SIGKILL: this removes those whose belt process is gone (only if the
 filter still holds the program belt recorded), and the clsact qdisc belt
 created if nothing else is on it. Other programs' filters are left alone.
@@ -25,12 +26,13 @@ export function detachCommand(args: string[]): number {
   if (positionals.length !== 1) {
     throw new BeltError("detach: give one interface", { hint: "see `belt detach --help`" });
   }
-  const removed = removeStaleFilters(positionals[0]!);
+  const removed = removeStaleFilters(positionals[0]!, { pinned: true });
   for (const r of removed) {
+    const why = r.pinned ? `pinned at ${r.pinned}` : `pid ${r.pid} gone`;
     console.log(
       values.json
         ? jsonLine(r)
-        : `removed ${r.owner} (${r.mode} ${r.direction} prio ${r.priority}, pid ${r.pid} gone)`,
+        : `removed ${r.owner} (${r.mode} ${r.direction} prio ${r.priority}, ${why})`,
     );
   }
   if (!removed.length && !values.json) {

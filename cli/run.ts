@@ -10,16 +10,21 @@ import { jsonLine, table } from "./output.ts";
 /** Help text of `belt run`. */
 export const RUN_HELP = `belt run — start the plugins a belt.json describes, until stopped
 
-Usage: belt run FILE [--duration S] [--json]
+Usage: belt run FILE [--duration S] [--pin] [--json]
 
 FILE maps interfaces to ordered plugin lists (see docs/cli.md). Every entry
 is validated first (errors name the file and key), then plugins start in
 order; if one fails, those already started are detached. Runs until Ctrl-C,
-SIGTERM or --duration seconds, then prints each plugin's stats.`;
+SIGTERM or --duration seconds, then prints each plugin's stats. With --pin
+the plugins stay attached after belt exits (pinned under /sys/fs/bpf/belt/)
+until \`belt detach IFACE\`.`;
 
 /** Runs `belt run`. */
 export async function runCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommand("run", args, { duration: { type: "string" } });
+  const { values, positionals } = parseCommand("run", args, {
+    duration: { type: "string" },
+    pin: { type: "boolean" },
+  });
   if (values.help) {
     console.log(RUN_HELP);
     return 0;
@@ -47,6 +52,14 @@ export async function runCommand(args: string[]): Promise<number> {
         tcMode: config.tcMode,
       }));
     });
+    if (values.pin) {
+      for (const r of running) {
+        console.log(
+          `${r.plugin.name} stays on ${r.iface} at priority ${r.priority}, pinned at ${r.pin()}`,
+        );
+      }
+      return 0;
+    }
     if (!values.json) {
       console.error(
         `belt: running ${

@@ -5,9 +5,16 @@
  *
  * @module
  */
-import { attachTc, attachXdp, BeltError, BpfObject } from "../bpf/mod.ts";
+import {
+  attachTc,
+  attachXdp,
+  BeltError,
+  BpfObject,
+  interfaceIndex,
+  markPinned,
+} from "../bpf/mod.ts";
 import type { Link, TcMode, XdpMode } from "../bpf/mod.ts";
-import type { Hook, Plugin, Stats } from "./plugin.ts";
+import type { Hook, Plugin, ProgramSpec, Stats } from "./plugin.ts";
 
 /** Which TC directions a plugin attaches to. */
 export type Direction = "in" | "out" | "both";
@@ -54,6 +61,14 @@ function shareMap(name: string, obj: BpfObject): { close(): void } {
   };
 }
 
+function hostNetnsInode(): number | null | undefined {
+  try {
+    return Deno.statSync("/proc/1/ns/net").ino;
+  } catch {
+    return undefined;
+  }
+}
+
 const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp"];
 
 function wanted(hook: Hook, direction: Direction): boolean {
@@ -84,19 +99,62 @@ export class RunningPlugin implements Disposable {
   /** Its attachments. */
   readonly links: readonly Link[];
 
-  /** Made by {@linkcode startPlugin}. */
+  readonly #specs: ProgramSpec[];
+
+  /** Made by {@linkcode startPlugin}; `specs[i]` is what `links[i]` attached. */
   constructor(
     plugin: Plugin<unknown>,
     iface: string,
     priority: number,
     object: BpfObject,
     links: Link[],
+    specs: ProgramSpec[],
   ) {
+    this.#specs = specs;
     this.plugin = plugin;
     this.iface = iface;
     this.priority = priority;
     this.object = object;
     this.links = links;
+  }
+
+  /**
+   * Makes the plugin outlive this process: pins its links and maps under
+   * `root/<iface>/<plugin>-<priority>/` (root: BELT_PIN_ROOT or
+   * /sys/fs/bpf/belt; a network namespace other than the host's adds
+   * `netns-<inode>/`), and keeps its attachments when the process ends.
+   * `belt detach IFACE` removes them. Returns the pin directory.
+   */
+  pin(root: string = Deno.env.get("BELT_PIN_ROOT") ?? "/sys/fs/bpf/belt"): string {
+    const ns = Deno.statSync("/proc/thread-self/ns/net").ino;
+    const hostNs = hostNetnsInode(); // unknown (sandboxed /proc): always say which namespace
+    const dir = `${root}/${
+      ns === hostNs ? "" : `netns-${ns}/`
+    }${this.iface}/${this.plugin.name}-${this.priority}`;
+    const ifindex = interfaceIndex(this.iface);
+    try {
+      this.links.forEach((link, i) => {
+        const spec = this.#specs[i]!;
+        if (link.fd >= 0) link.pin(`${dir}/link_${spec.program}`); // bpffs refuses dots in names
+        else Deno.mkdirSync(dir, { recursive: true }); // cls_bpf: no link, the filter itself persists
+        if (spec.hook !== "xdp") {
+          markPinned(
+            ifindex,
+            spec.hook === "tc-ingress" ? "ingress" : "egress",
+            this.priority,
+            dir,
+          );
+        }
+      });
+      for (const map of this.object.maps.values()) {
+        if (!map.name.includes(".")) map.pin(`${dir}/${map.name}`); // internal .rodata/.bss stay private
+      }
+    } catch (e) {
+      Deno.removeSync(dir, { recursive: true }); // nothing kept: the process's exit detaches all
+      throw e;
+    }
+    for (const link of this.links) link.keep();
+    return dir;
   }
 
   /** The plugin's current stats (empty when it reports none). */
@@ -178,7 +236,7 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
         owner: plugin.name,
       });
     });
-    return new RunningPlugin(plugin as Plugin<unknown>, start.iface, priority, obj, links);
+    return new RunningPlugin(plugin as Plugin<unknown>, start.iface, priority, obj, links, specs);
   } catch (e) {
     obj.close(); // detaches whatever was attached before the failure
     throw e;

@@ -1,4 +1,6 @@
 import { deepEqual, equal, match } from "node:assert/strict";
+import { openPinnedMap } from "../bpf/mod.ts";
+import { countKey, countValue } from "../plugins/mod.ts";
 import { kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 
@@ -113,6 +115,76 @@ kernelTest(
     equal(await leftovers(topo), "");
   },
 );
+
+/** Runs belt in host a's network namespace but the host's mounts (nsenter), so pins on /sys/fs/bpf persist. */
+async function beltNsenter(topo: Topology, pinRoot: string, args: string[]) {
+  const out = await new Deno.Command("nsenter", {
+    args: [
+      `--net=/run/netns/${topo.ns("a")}`,
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${root}mod.ts`,
+      ...args,
+    ],
+    env: { BELT_PIN_ROOT: pinRoot },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+for (const mode of ["tcx", "cls_bpf"]) {
+  kernelTest(
+    `belt count --pin stays attached and counting after exit; belt detach removes it (${mode})`,
+    async () => {
+      await using topo = await Topology.pair(13);
+      const pinRoot = `/sys/fs/bpf/belt-test-${Deno.pid}`;
+      try {
+        const pinned = await beltNsenter(topo, pinRoot, [
+          "count",
+          "eth0",
+          "--pin",
+          "--priority",
+          "15",
+          "--tc-mode",
+          mode,
+        ]);
+        equal(pinned.code, 0, pinned.stderr);
+        const dir = /pinned at (\S+)/.exec(pinned.stdout)?.[1] ?? "";
+        match(dir, new RegExp(`^${pinRoot}/netns-\\d+/eth0/count-15$`));
+        // belt has exited; its program still runs and counts into the pinned map.
+        equal(await topo.ping("a", "198.18.13.2", 4), 4);
+        using counts = openPinnedMap(`${dir}/counts`, countKey, countValue);
+        const icmpOut = [...counts.map.entries()].filter(([k]) =>
+          k.ip_proto === 1 && k.direction === 1
+        )
+          .reduce((n, [, v]) => n + v.packets, 0n);
+        equal(icmpOut, 4n);
+        const chain = await beltNsenter(topo, pinRoot, ["chain", "show", "eth0", "--json"]);
+        deepEqual(
+          chain.stdout.trim().split("\n").map((l) => JSON.parse(l)).map((
+            e,
+          ) => [e.direction, e.mode, e.priority, e.owner]),
+          [
+            ["ingress", mode, 15, "count"],
+            ["egress", mode, 15, "count"],
+          ],
+        );
+        const detach = await beltNsenter(topo, pinRoot, ["detach", "eth0"]);
+        equal(detach.code, 0, detach.stderr);
+        match(detach.stdout, /removed count \((tcx|cls_bpf) ingress prio 15, pinned at /);
+        equal(await leftovers(topo), "");
+        const left = [...Deno.readDirSync(pinRoot)].flatMap((
+          d,
+        ) => [...Deno.readDirSync(`${pinRoot}/${d.name}/eth0`)]);
+        equal(left.length, 0);
+      } finally {
+        await Deno.remove(pinRoot, { recursive: true }).catch(() => {});
+      }
+    },
+  );
+}
 
 for (const mode of ["tcx", "cls_bpf"]) {
   kernelTest(
