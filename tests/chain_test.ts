@@ -120,3 +120,34 @@ kernelTest(
     }
   },
 );
+
+for (const tcMode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
+  kernelTest(
+    `inserting and removing a plugin mid-stream drops or reorders nothing for the others (${tcMode})`,
+    async () => {
+      await using topo = await Topology.pair(14);
+      const inNs = <T>(fn: () => T) => withNetns(topo.ns("a"), fn);
+      const first = inNs(() => startPlugin(count, { iface: "eth0", priority: 10, tcMode }));
+      const last = inNs(() => startPlugin(count, { iface: "eth0", priority: 30, tcMode }));
+      try {
+        const sending = topo.sendUdp("a", "198.18.14.2", 9, 30_000);
+        let cycles = 0;
+        const deadline = Date.now() + 10_000; // bounded: stop churning when sending ends or at 10 s
+        let done = false;
+        sending.finally(() => (done = true));
+        while (!done && Date.now() < deadline) {
+          inNs(() => startPlugin(count, { iface: "eth0", priority: 20, tcMode })).close();
+          cycles++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await sending;
+        ok(cycles >= 5, `only ${cycles} insert/remove cycles ran during the stream`);
+        equal(outPackets(first, 17), 30_000n);
+        equal(outPackets(last, 17), 30_000n);
+      } finally {
+        first.close();
+        last.close();
+      }
+    },
+  );
+}
