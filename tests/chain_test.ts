@@ -144,6 +144,12 @@ for (const tcMode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
         ok(cycles >= 5, `only ${cycles} insert/remove cycles ran during the stream`);
         equal(outPackets(first, 17), 30_000n);
         equal(outPackets(last, 17), 30_000n);
+        deepEqual(inNs(() => describeChain("eth0")).map((e) => [e.direction, e.priority]), [
+          ["ingress", 10],
+          ["ingress", 30],
+          ["egress", 10],
+          ["egress", 30],
+        ]);
       } finally {
         first.close();
         last.close();
