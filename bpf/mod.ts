@@ -50,6 +50,7 @@ export { attachTc, listTcx, removeStaleFilters } from "./tc.ts";
 export type { TcDirection, TcMode, TcOptions } from "./tc.ts";
 export {
   attachBtfTracepoint,
+  attachBySection,
   attachFentry,
   attachKprobe,
   attachRawTracepoint,

@@ -185,3 +185,43 @@ export function attachFentry(prog: Program): Link {
         : errorFromErrno(`attach '${prog.name}' to ${target}`, code),
   );
 }
+
+/**
+ * Attaches a tracing program where its ELF section says: `tp_btf/NAME`,
+ * `raw_tp/NAME` (or `raw_tracepoint/`), `tracepoint/CAT/NAME` (or `tp/`),
+ * `kprobe/FUNC`, `kretprobe/FUNC`, `fentry/FUNC`, `fexit/FUNC`.
+ *
+ * @example
+ * ```ts ignore
+ * import { attachBySection } from "@belt/belt/bpf";
+ * attachBySection(obj.program("on_state_change")); // SEC("tp_btf/inet_sock_set_state")
+ * ```
+ */
+export function attachBySection(prog: Program): Link {
+  const [kind = "", ...rest] = prog.section.split("/");
+  const target = rest.join("/");
+  switch (kind) {
+    case "tp_btf":
+      return attachBtfTracepoint(prog);
+    case "raw_tp":
+    case "raw_tracepoint":
+      return attachRawTracepoint(prog, target);
+    case "tracepoint":
+    case "tp":
+      return attachTracepoint(prog, target);
+    case "kprobe":
+    case "kretprobe":
+      return attachKprobe(prog, target, { retprobe: kind === "kretprobe" });
+    case "fentry":
+    case "fexit":
+      return attachFentry(prog);
+    default:
+      throw new BeltError(
+        `program '${prog.name}' (section '${prog.section}') is not a tracing program`,
+        {
+          hint:
+            "use tp_btf/, raw_tp/, tracepoint/, kprobe/, kretprobe/, fentry/ or fexit/ sections",
+        },
+      );
+  }
+}

@@ -1,25 +1,11 @@
 /** `belt count IFACE`: packets and bytes per protocol and direction. */
 import { BeltError, interfaceIndex } from "../bpf/mod.ts";
 import type { TcMode } from "../bpf/mod.ts";
-import { count, countRows, startPlugin } from "../plugins/mod.ts";
+import { count, COUNT_HELP, countRows, startPlugin } from "../plugins/mod.ts";
 import type { CountRow, Direction } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 import { jsonLine, table } from "./output.ts";
-
-/** Help text of `belt count`. */
-export const COUNT_HELP = `belt count — packets and bytes per protocol and direction on an interface
-
-Usage: belt count IFACE [--priority P] [--direction in|out|both] [--duration S]
-                        [--tc-mode auto|tcx|cls_bpf] [--pin] [--json]
-
-Attaches the count plugin to the TC chain of IFACE (ingress and egress) at
-priority P (default 1000; lower runs first). It passes every packet on, so it
-shows what reaches its place in the chain. Runs until Ctrl-C, SIGTERM or
---duration seconds, with a live line on a terminal, then prints the table
-(or JSON lines with --json). Everything is detached on exit, unless --pin:
-then it stays attached after belt exits, pinned under /sys/fs/bpf/belt/IFACE/,
-until \`belt detach IFACE\`.`;
 
 /** Runs `belt count`. */
 export async function countCommand(args: string[]): Promise<number> {

@@ -6,7 +6,11 @@
  */
 import { BeltError, closeTracked, setVerbose } from "../bpf/mod.ts";
 import { probe } from "./probe.ts";
-import { countCommand } from "./count.ts";
+import { builtinPlugins } from "../plugins/mod.ts";
+
+function pluginCommands(): string[] {
+  return [...builtinPlugins.values()].filter((p) => p.cli).map((p) => p.name);
+}
 import { chainCommand } from "./chain.ts";
 import { runCommand } from "./run.ts";
 import { detachCommand } from "./detach.ts";
@@ -45,7 +49,6 @@ Exit codes: 0 success, 1 error (one line on stderr), 2 usage error.`;
 
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   chain: chainCommand,
-  count: countCommand,
   detach: detachCommand,
   plugin: pluginCommand,
   probe,
@@ -73,11 +76,11 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return command ? 0 : 2;
   }
-  const run = COMMANDS[command];
+  // Built-in plugins that declare a CLI are commands too (`belt count ...`).
+  const run = COMMANDS[command] ?? builtinPlugins.get(command)?.cli?.run;
   if (!run) {
-    console.error(
-      `belt: unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(", ")})`,
-    );
+    const names = [...Object.keys(COMMANDS), ...pluginCommands()].sort();
+    console.error(`belt: unknown command '${command}' (commands: ${names.join(", ")})`);
     return 2;
   }
   try {

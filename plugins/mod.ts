@@ -13,7 +13,7 @@ export { RunningPlugin, startPlugin } from "./runner.ts";
 export type { Direction, StartOptions } from "./runner.ts";
 export { describeChain } from "./chain.ts";
 export type { ChainEntry } from "./chain.ts";
-export { count, countKey, countRows, countValue } from "./count/mod.ts";
+export { count, COUNT_HELP, countKey, countRows, countValue } from "./count/mod.ts";
 export type { CountRow } from "./count/mod.ts";
 
 /**

@@ -8,8 +8,12 @@
  */
 import type { BpfObject, GlobalValue } from "../bpf/mod.ts";
 
-/** Where a plugin's program attaches. TC hooks take part in priority chains. */
-export type Hook = "tc-ingress" | "tc-egress" | "xdp";
+/**
+ * Where a plugin's program attaches. TC hooks take part in priority chains;
+ * "trace" attaches where the program's section says (tp_btf/, raw_tp/,
+ * tracepoint/, kprobe/, fentry/, ...) and needs no interface.
+ */
+export type Hook = "tc-ingress" | "tc-egress" | "xdp" | "trace";
 
 /** One program of the plugin's object and its hook. */
 export interface ProgramSpec {
@@ -68,6 +72,13 @@ export interface Plugin<O = Record<string, unknown>> {
   sharedMaps?: string[];
   /** Current stats, read from the plugin's maps. */
   stats?(obj: BpfObject): Stats;
+  /**
+   * Events the kernel side sends through a ring buffer: the map's name and
+   * how bytes become a record. `running.events()` yields the records.
+   */
+  events?: { map: string; decode(bytes: Uint8Array): unknown };
+  /** Its own CLI command, `belt <name> ...` (help text and runner). */
+  cli?: { help: string; run(args: string[]): Promise<number> | number };
 }
 
 /**

@@ -6,12 +6,14 @@
  * @module
  */
 import {
+  attachBySection,
   attachTc,
   attachXdp,
   BeltError,
   BpfObject,
   interfaceIndex,
   markPinned,
+  RingBuffer,
 } from "../bpf/mod.ts";
 import type { Link, TcMode, XdpMode } from "../bpf/mod.ts";
 import type { Hook, Plugin, ProgramSpec, Stats } from "./plugin.ts";
@@ -21,8 +23,8 @@ export type Direction = "in" | "out" | "both";
 
 /** How and where to start a plugin. */
 export interface StartOptions {
-  /** Interface name (in the calling thread's network namespace). */
-  iface: string;
+  /** Interface name (in the calling thread's network namespace); needed for tc/xdp hooks. */
+  iface?: string;
   /** Chain priority of its TC programs (lower runs first); default 1000. */
   priority?: number;
   /** TC directions to attach; default both. */
@@ -61,6 +63,25 @@ function shareMap(name: string, obj: BpfObject): { close(): void } {
   };
 }
 
+function mapIterator<T, U>(
+  source: AsyncIterableIterator<T>,
+  fn: (x: T) => U,
+): AsyncIterableIterator<U> {
+  const it: AsyncIterableIterator<U> = {
+    next: () =>
+      source.next().then((r): IteratorResult<U> =>
+        r.done ? { value: undefined, done: true } : { value: fn(r.value), done: false }
+      ),
+    return: () =>
+      (source.return?.() ?? Promise.resolve()).then((): IteratorResult<U> => ({
+        value: undefined,
+        done: true,
+      })),
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
+}
+
 function hostNetnsInode(): number | null | undefined {
   try {
     return Deno.statSync("/proc/1/ns/net").ino;
@@ -69,12 +90,12 @@ function hostNetnsInode(): number | null | undefined {
   }
 }
 
-const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp"];
+const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp", "trace"];
 
 function wanted(hook: Hook, direction: Direction): boolean {
   if (hook === "tc-ingress") return direction !== "out";
   if (hook === "tc-egress") return direction !== "in";
-  return true;
+  return true; // xdp, trace
 }
 
 /**
@@ -157,6 +178,21 @@ export class RunningPlugin implements Disposable {
     return dir;
   }
 
+  /**
+   * The plugin's events as records, until close(); `lost` counts what the
+   * kernel could not queue (when the program uses belt_event_reserve).
+   */
+  events(): AsyncIterableIterator<unknown> & { readonly lost: bigint } {
+    const spec = this.plugin.events;
+    if (!spec) throw new BeltError(`plugin '${this.plugin.name}' sends no events`);
+    const lostCounter = this.object.maps.get("belt_events_lost");
+    const ring = RingBuffer.open(this.object.map(spec.map), { lostCounter });
+    const records = mapIterator(ring[Symbol.asyncIterator](), spec.decode);
+    return Object.defineProperty(records, "lost", { get: () => ring.lost }) as
+      & AsyncIterableIterator<unknown>
+      & { readonly lost: bigint };
+  }
+
   /** The plugin's current stats (empty when it reports none). */
   stats(): Stats {
     return this.plugin.stats?.(this.object) ?? {};
@@ -225,18 +261,25 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
     }
     for (const name of shared) obj.adopt(shareMap(name, obj));
     plugin.fill?.(obj, options);
+    const iface = start.iface ?? "";
+    if (!iface && specs.some((s) => s.hook !== "trace")) {
+      throw new BeltError(`plugin '${plugin.name}' attaches to an interface: give one`, {
+        hint: 'e.g. startPlugin(plugin, { iface: "eth0" })',
+      });
+    }
     const links = specs.map((spec) => {
       const prog = obj.program(spec.program);
-      if (spec.hook === "xdp") return attachXdp(prog, start.iface, { mode: start.xdpMode });
+      if (spec.hook === "trace") return attachBySection(prog);
+      if (spec.hook === "xdp") return attachXdp(prog, iface, { mode: start.xdpMode });
       const tcDirection = spec.hook === "tc-ingress" ? "ingress" : "egress";
-      return attachTc(prog, start.iface, {
+      return attachTc(prog, iface, {
         direction: tcDirection,
         priority,
         mode: start.tcMode,
         owner: plugin.name,
       });
     });
-    return new RunningPlugin(plugin as Plugin<unknown>, start.iface, priority, obj, links, specs);
+    return new RunningPlugin(plugin as Plugin<unknown>, iface, priority, obj, links, specs);
   } catch (e) {
     obj.close(); // detaches whatever was attached before the failure
     throw e;

@@ -105,6 +105,28 @@ export function countRows(obj: BpfObject): CountRow[] {
 }
 
 /**
+ * Help text of `belt count`.
+ *
+ * @example
+ * ```ts
+ * import { COUNT_HELP } from "@belt/belt";
+ * console.log(COUNT_HELP.split("\n")[0]);
+ * ```
+ */
+export const COUNT_HELP = `belt count — packets and bytes per protocol and direction on an interface
+
+Usage: belt count IFACE [--priority P] [--direction in|out|both] [--duration S]
+                        [--tc-mode auto|tcx|cls_bpf] [--pin] [--json]
+
+Attaches the count plugin to the TC chain of IFACE (ingress and egress) at
+priority P (default 1000; lower runs first). It passes every packet on, so it
+shows what reaches its place in the chain. Runs until Ctrl-C, SIGTERM or
+--duration seconds, with a live line on a terminal, then prints the table
+(or JSON lines with --json). Everything is detached on exit, unless --pin:
+then it stays attached after belt exits, pinned under /sys/fs/bpf/belt/IFACE/,
+until \`belt detach IFACE\`.`;
+
+/**
  * The count plugin: `count_ingress` and `count_egress` on the TC chain.
  *
  * @example
@@ -128,6 +150,11 @@ export const count: Plugin<Record<string, never>> = definePlugin<Record<string, 
       throw new BeltError(`${where}: count takes no options (got '${unknown[0]}')`);
     }
     return {};
+  },
+  cli: {
+    help: COUNT_HELP,
+    // Loaded on demand: the CLI layer imports the plugins, not the other way round.
+    run: async (args) => (await import("../../cli/count.ts")).countCommand(args),
   },
   stats(obj) {
     const totals = { packets_in: 0n, bytes_in: 0n, packets_out: 0n, bytes_out: 0n };
