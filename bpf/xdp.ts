@@ -8,6 +8,7 @@ import { libbpf, libc } from "./ffi.ts";
 import { BeltError, errorFromErrno } from "./errors.ts";
 import { interfaceIndex, interfaceName } from "./iface.ts";
 import { Link } from "./link.ts";
+import { programInfo } from "./program.ts";
 import type { Program } from "./program.ts";
 import { AttachType, linkCreate } from "./syscall.ts";
 
@@ -70,8 +71,14 @@ export function attachXdp(prog: Program, iface: string | number, options: XdpOpt
     const code = -fd;
     if (code === 16 || code === 17) {
       const current = queryXdp(ifindex);
+      let holder = "";
+      try {
+        holder = ` '${programInfo(current.progId).name}'`;
+      } catch {
+        // it may have gone in the meantime; the id still says which
+      }
       throw new BeltError(
-        `${name} already has an XDP program (id ${current.progId}, ${current.mode})`,
+        `${name} already has an XDP program${holder} (id ${current.progId}, ${current.mode})`,
         {
           code,
           hint:

@@ -65,7 +65,7 @@ kernelTest("attachXdp() on an interface that has one already names the first pro
     attachXdp(obj.program("xdp_count"), "eth0");
     const id = queryXdp("eth0").progId;
     throws(() => attachXdp(other.program("xdp_count"), "eth0"), (e: unknown) => {
-      match((e as Error).message, new RegExp(`already has an XDP program \\(id ${id}`));
+      match((e as Error).message, new RegExp(`already has an XDP program 'xdp_count' \\(id ${id}`));
       return true;
     });
   });
