@@ -1,4 +1,4 @@
-import { deepEqual, equal, match } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { openPinnedMap } from "../bpf/mod.ts";
 import { countKey, countValue } from "../plugins/mod.ts";
 import { kernelTest } from "./harness/kernel.ts";
@@ -161,11 +161,15 @@ for (const mode of ["tcx", "cls_bpf"]) {
         )
           .reduce((n, [, v]) => n + v.packets, 0n);
         equal(icmpOut, 4n);
-        const chain = await beltNsenter(topo, pinRoot, ["chain", "show", "eth0", "--json"]);
+        // --stats turns kernel run statistics on while pings cross the chain.
+        const [chain] = await Promise.all([
+          beltNsenter(topo, pinRoot, ["chain", "show", "eth0", "--stats", "1.5", "--json"]),
+          new Promise((r) => setTimeout(r, 300)).then(() => topo.ping("a", "198.18.13.2", 5)),
+        ]);
+        const entries = chain.stdout.trim().split("\n").map((l) => JSON.parse(l));
+        ok(entries.every((e) => e.runCount > 0 && e.avgNs > 0), chain.stdout);
         deepEqual(
-          chain.stdout.trim().split("\n").map((l) => JSON.parse(l)).map((
-            e,
-          ) => [e.direction, e.mode, e.priority, e.owner]),
+          entries.map((e) => [e.direction, e.mode, e.priority, e.owner]),
           [
             ["ingress", mode, 15, "count"],
             ["egress", mode, 15, "count"],
