@@ -56,6 +56,8 @@ let signalsToCaller = false;
  */
 export function leaveSignalsToCaller(): void {
   signalsToCaller = true;
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  handlers.clear();
 }
 
 function install(): void {

@@ -106,7 +106,11 @@ function tcxAnchor(
   const { linkIds } = queryHook(ifindex, attachType);
   // Priorities of every belt process's links: recorded ones, plus our own.
   const live = new Set(linkIds);
-  pruneTc(ifindex, direction, (r) => r.mode !== "tcx" || live.has(r.linkId));
+  pruneTc(
+    ifindex,
+    direction,
+    (r) => r.mode !== "tcx" || live.has(r.linkId) || r.pinned !== undefined,
+  );
   const priorities = new Map(tcxPriorities);
   for (const r of readTc(ifindex, direction)) {
     if (r.mode === "tcx") priorities.set(r.linkId, r.priority);
@@ -275,7 +279,10 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
     try {
       withNetnsFd(nsFd, () => {
         if (!listInterfaces().some(([index]) => index === ifindex)) return; // the interface took its filters with it
-        const rc = libbpf().bpf_tc_detach(hook, tcOpts(priority));
+        // Only our own filter: someone may have replaced it since.
+        const rc = filterHolds(hook, priority, progId)
+          ? libbpf().bpf_tc_detach(hook, tcOpts(priority))
+          : 0;
         if (ourQdiscs.has(key)) ourQdiscs.set(key, ourQdiscs.get(key)! - 1);
         releaseQdisc(ifindex, key);
         if (rc < 0 && rc !== -2) throw errorFromErrno(`detach cls_bpf filter from ${name}`, -rc);
@@ -298,7 +305,16 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
 function releaseQdisc(ifindex: number, key: string): void {
   if (ourQdiscs.get(key) !== 0) return;
   ourQdiscs.delete(key);
+  // Another belt process, or another tool, may have put filters on it since.
+  if (hasFilters(interfaceName(ifindex))) return;
   libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
+}
+
+/** Whether the filter at `priority` (handle 1) still runs program `progId`. */
+function filterHolds(hook: Uint8Array<ArrayBuffer>, priority: number, progId: number): boolean {
+  const query = tcOpts(priority);
+  return libbpf().bpf_tc_query(hook, query) === 0 &&
+    new DataView(query.buffer).getUint32(16, true) === progId; // bpf_tc_opts.prog_id
 }
 
 /**
@@ -354,11 +370,8 @@ export function removeStaleFilters(
       (options.pinned && r.pinned !== undefined)
     );
     for (const r of stale) {
-      if (r.mode === "cls_bpf") {
-        const query = tcOpts(r.priority);
-        const holds = libbpf().bpf_tc_query(hook, query) === 0 &&
-          new DataView(query.buffer).getUint32(16, true) === r.progId; // bpf_tc_opts.prog_id
-        if (holds) libbpf().bpf_tc_detach(hook, tcOpts(r.priority));
+      if (r.mode === "cls_bpf" && filterHolds(hook, r.priority, r.progId)) {
+        libbpf().bpf_tc_detach(hook, tcOpts(r.priority));
         createdQdisc ||= r.createdQdisc ?? false;
       }
       // Removing the pins drops the last reference: a pinned TCX link detaches.

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { BeltError } from "./errors.ts";
 
 /** One belt TC attachment as recorded. */
 export interface TcRecord {
@@ -84,11 +85,11 @@ export function stillPinned(r: TcRecord): boolean {
 
 /** Records an attachment; returns the function that forgets it. Never throws. */
 export function recordTc(ifindex: number, record: TcRecord): () => void {
-  const path = `${DIR}/${prefix(ifindex, record.direction)}${record.priority}.json`;
+  const path = recordPath(ifindex, record.direction, record.mode, record.priority);
   try {
     sweepDeadTcx();
     Deno.mkdirSync(DIR, { recursive: true });
-    Deno.writeTextFileSync(path, JSON.stringify(record));
+    writeAtomically(path, record);
   } catch {
     return () => {}; // not root or no /run: ordering falls back to this process's own links
   }
@@ -102,33 +103,45 @@ export function recordTc(ifindex: number, record: TcRecord): () => void {
 }
 
 /**
- * Marks a recorded attachment as pinned at `pinDir`: it outlives its process
- * and `belt detach` (removeStaleFilters with pinned) removes it.
+ * Marks a recorded attachment as pinned at `pinDir` (or unpinned, with
+ * undefined): a pinned one outlives its process and `belt detach`
+ * (removeStaleFilters with pinned) removes it.
  *
  * @example
  * ```ts ignore
  * import { markPinned } from "@belt/belt/bpf";
- * markPinned(ifindex, "ingress", 10, "/sys/fs/bpf/belt/eth0/count-10");
+ * markPinned(ifindex, "ingress", "tcx", 10, "/sys/fs/bpf/belt/eth0/count-10");
  * ```
  */
 export function markPinned(
   ifindex: number,
   direction: string,
+  mode: string,
   priority: number,
-  pinDir: string,
+  pinDir: string | undefined,
 ): void {
-  const path = `${DIR}/${prefix(ifindex, direction)}${priority}.json`;
-  const record = JSON.parse(Deno.readTextFileSync(path)) as TcRecord;
-  Deno.writeTextFileSync(path, JSON.stringify({ ...record, pinned: pinDir }));
+  const path = recordPath(ifindex, direction, mode, priority);
+  let record: TcRecord;
+  try {
+    record = JSON.parse(Deno.readTextFileSync(path)) as TcRecord;
+  } catch {
+    throw new BeltError(`cannot record the pinned attachment in ${DIR}`, {
+      hint:
+        "belt detach finds pins through these records: make the directory writable (or set BELT_STATE_DIR)",
+    });
+  }
+  writeAtomically(path, { ...record, pinned: pinDir });
 }
 
-/** Forgets a recorded attachment. */
-export function forgetTc(ifindex: number, direction: string, priority: number): void {
-  try {
-    Deno.removeSync(`${DIR}/${prefix(ifindex, direction)}${priority}.json`);
-  } catch {
-    // already gone
-  }
+/** Writes a record through a temporary file and a rename, so readers never see half of it. */
+function writeAtomically(path: string, record: TcRecord): void {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(record));
+  Deno.renameSync(tmp, path);
+}
+
+function recordPath(ifindex: number, direction: string, mode: string, priority: number): string {
+  return `${DIR}/${prefix(ifindex, direction)}${mode}-${priority}.json`;
 }
 
 /**
@@ -145,7 +158,7 @@ export function readTc(ifindex: number, direction: string): TcRecord[] {
   const want = prefix(ifindex, direction);
   const out: TcRecord[] = [];
   for (const e of safeReadDir()) {
-    if (!e.name.startsWith(want)) continue;
+    if (!e.name.startsWith(want) || !e.name.endsWith(".json")) continue;
     try {
       out.push(JSON.parse(Deno.readTextFileSync(`${DIR}/${e.name}`)) as TcRecord);
     } catch {
@@ -161,7 +174,7 @@ export function pruneTc(ifindex: number, direction: string, keep: (r: TcRecord) 
   for (const r of readTc(ifindex, direction)) {
     if (!keep(r)) {
       try {
-        Deno.removeSync(`${DIR}/${want}${r.priority}.json`);
+        Deno.removeSync(`${DIR}/${want}${r.mode}-${r.priority}.json`);
       } catch {
         // raced with another process
       }

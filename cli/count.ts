@@ -35,10 +35,15 @@ export async function countCommand(args: string[]): Promise<number> {
   try {
     if (values.pin) {
       const dir = running.pin();
-      console.log(`count stays on ${iface} at priority ${running.priority}, pinned at ${dir}`);
-      console.log(
-        `read it with \`belt chain show ${iface}\`, remove it with \`belt detach ${iface}\``,
-      );
+      running.keep();
+      if (values.json) {
+        console.log(jsonLine({ iface, plugin: "count", priority: running.priority, pinned: dir }));
+      } else {
+        console.log(`count stays on ${iface} at priority ${running.priority}, pinned at ${dir}`);
+        console.log(
+          `read it with \`belt chain show ${iface}\`, remove it with \`belt detach ${iface}\``,
+        );
+      }
       return 0;
     }
     const reason = await untilStopped(duration, () => {

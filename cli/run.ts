@@ -53,11 +53,29 @@ export async function runCommand(args: string[]): Promise<number> {
       }));
     });
     if (values.pin) {
-      for (const r of running) {
-        console.log(
-          `${r.plugin.name} stays on ${r.iface} at priority ${r.priority}, pinned at ${r.pin()}`,
-        );
+      // All or nothing: if one plugin cannot be pinned, none stays behind.
+      const pinned: RunningPlugin[] = [];
+      try {
+        for (const r of running) {
+          const dir = r.pin();
+          pinned.push(r);
+          const record = {
+            iface: r.iface,
+            plugin: r.plugin.name,
+            priority: r.priority,
+            pinned: dir,
+          };
+          console.log(
+            values.json
+              ? jsonLine(record)
+              : `${r.plugin.name} stays on ${r.iface} at priority ${r.priority}, pinned at ${dir}`,
+          );
+        }
+      } catch (e) {
+        for (const r of pinned) r.unpin();
+        throw e;
       }
+      for (const r of running) r.keep();
       return 0;
     }
     if (!values.json) {

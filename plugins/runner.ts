@@ -82,6 +82,15 @@ function mapIterator<T, U>(
   return it;
 }
 
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function hostNetnsInode(): number | null | undefined {
   try {
     return Deno.statSync("/proc/1/ns/net").ino;
@@ -121,6 +130,7 @@ export class RunningPlugin implements Disposable {
   readonly links: readonly Link[];
 
   readonly #specs: ProgramSpec[];
+  #pinDir: string | undefined;
 
   /** Made by {@linkcode startPlugin}; `specs[i]` is what `links[i]` attached. */
   constructor(
@@ -140,42 +150,76 @@ export class RunningPlugin implements Disposable {
   }
 
   /**
-   * Makes the plugin outlive this process: pins its links and maps under
-   * `root/<iface>/<plugin>-<priority>/` (root: BELT_PIN_ROOT or
-   * /sys/fs/bpf/belt; a network namespace other than the host's adds
-   * `netns-<inode>/`), and keeps its attachments when the process ends.
-   * `belt detach IFACE` removes them. Returns the pin directory.
+   * Pins the plugin's links and maps under `root/<iface>/<plugin>-<priority>/`
+   * (root: BELT_PIN_ROOT or /sys/fs/bpf/belt; a network namespace other than
+   * the host's adds `netns-<inode>/`) and marks its TC records pinned, so
+   * `belt detach IFACE` can find them. Call keep() once every plugin of a run
+   * is pinned; unpin() undoes this. Returns the pin directory.
    */
   pin(root: string = Deno.env.get("BELT_PIN_ROOT") ?? "/sys/fs/bpf/belt"): string {
     const ns = Deno.statSync("/proc/thread-self/ns/net").ino;
     const hostNs = hostNetnsInode(); // unknown (sandboxed /proc): always say which namespace
+    const where = this.iface || "trace";
     const dir = `${root}/${
       ns === hostNs ? "" : `netns-${ns}/`
-    }${this.iface}/${this.plugin.name}-${this.priority}`;
-    const ifindex = interfaceIndex(this.iface);
+    }${where}/${this.plugin.name}-${this.priority}`;
+    if (exists(dir)) {
+      throw new BeltError(
+        `${dir} exists: a ${this.plugin.name} at priority ${this.priority} is pinned there`,
+        {
+          hint: `remove it first with \`belt detach ${this.iface}\``,
+        },
+      );
+    }
+    this.#pinDir = dir;
     try {
+      Deno.mkdirSync(dir, { recursive: true });
       this.links.forEach((link, i) => {
         const spec = this.#specs[i]!;
-        if (link.fd >= 0) link.pin(`${dir}/link_${spec.program}`); // bpffs refuses dots in names
-        else Deno.mkdirSync(dir, { recursive: true }); // cls_bpf: no link, the filter itself persists
-        if (spec.hook !== "xdp") {
-          markPinned(
-            ifindex,
-            spec.hook === "tc-ingress" ? "ingress" : "egress",
-            this.priority,
-            dir,
-          );
-        }
+        // bpffs refuses dots in names; the hook keeps one function on two hooks apart.
+        if (link.fd >= 0) link.pin(`${dir}/link_${spec.hook.replace("-", "_")}_${spec.program}`);
+        this.#markTc(spec, dir);
       });
       for (const map of this.object.maps.values()) {
         if (!map.name.includes(".")) map.pin(`${dir}/${map.name}`); // internal .rodata/.bss stay private
       }
     } catch (e) {
-      Deno.removeSync(dir, { recursive: true }); // nothing kept: the process's exit detaches all
+      this.unpin();
       throw e;
     }
-    for (const link of this.links) link.keep();
     return dir;
+  }
+
+  /** Removes what pin() made (pins and marks); the attachments stay until close(). */
+  unpin(): void {
+    const dir = this.#pinDir;
+    if (!dir) return;
+    this.#pinDir = undefined;
+    this.#specs.forEach((spec) => {
+      try {
+        this.#markTc(spec, undefined);
+      } catch {
+        // no record to unmark
+      }
+    });
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+
+  /** After pin(): leaves every attachment in the kernel when this process ends. */
+  keep(): void {
+    if (!this.#pinDir) throw new BeltError(`plugin '${this.plugin.name}': pin() before keep()`);
+    for (const link of this.links) link.keep();
+  }
+
+  #markTc(spec: ProgramSpec, dir: string | undefined): void {
+    if (spec.hook !== "tc-ingress" && spec.hook !== "tc-egress") return;
+    const link = this.links[this.#specs.indexOf(spec)]!;
+    const direction = spec.hook === "tc-ingress" ? "ingress" : "egress";
+    markPinned(interfaceIndex(this.iface), direction, link.info.kind, this.priority, dir);
   }
 
   /**

@@ -270,3 +270,110 @@ kernelTest(
     }
   },
 );
+
+kernelTest(
+  "cls_bpf: a belt that exits leaves other belts' and foreign filters, and their qdisc, in place",
+  async () => {
+    await using topo = await Topology.pair(16);
+    const filters = async () =>
+      (await topo.run("a", ["tc", "filter", "show", "dev", "eth0", "ingress"])).stdout;
+    const first = spawnBelt(topo, "a", [
+      "count",
+      "eth0",
+      "--tc-mode",
+      "cls_bpf",
+      "--priority",
+      "10",
+    ]);
+    for (let i = 0; i < 100 && !/pref 10 /.test(await filters()); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const second = spawnBelt(topo, "a", [
+      "count",
+      "eth0",
+      "--tc-mode",
+      "cls_bpf",
+      "--priority",
+      "20",
+    ]);
+    for (let i = 0; i < 100 && !/pref 20 /.test(await filters()); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // A foreign classic-BPF filter ("accept everything") on the qdisc the first belt created.
+    await topo.run("a", [
+      "tc",
+      "filter",
+      "add",
+      "dev",
+      "eth0",
+      "ingress",
+      "pref",
+      "50",
+      "bpf",
+      "bytecode",
+      "1,6 0 0 4294967295,",
+    ]);
+
+    first.kill("SIGINT"); // Ctrl-C: a normal stop, with the table
+    const out = await first.output();
+    equal(out.code, 0, decode(out.stderr));
+    match(decode(out.stdout), /^dir +protocol +packets +bytes/);
+    const after = await filters();
+    match(after, /pref 20 bpf/);
+    match(after, /pref 50 bpf/);
+    equal(/pref 10 /.test(after), false, after);
+
+    second.kill("SIGTERM");
+    equal((await second.output()).code, 0);
+    const last = await filters();
+    match(last, /pref 50 bpf/); // still there: not belt's
+    equal(/pref 20 /.test(last), false, last);
+  },
+);
+
+kernelTest(
+  "--pin where a pin exists already is refused and leaves the first one running",
+  async () => {
+    await using topo = await Topology.pair(17);
+    const pinRoot = `/sys/fs/bpf/belt-test-${Deno.pid}`;
+    try {
+      const first = await beltNsenter(topo, pinRoot, [
+        "count",
+        "eth0",
+        "--pin",
+        "--priority",
+        "10",
+        "--direction",
+        "in",
+      ]);
+      equal(first.code, 0, first.stderr);
+      const second = await beltNsenter(topo, pinRoot, [
+        "count",
+        "eth0",
+        "--pin",
+        "--priority",
+        "10",
+        "--direction",
+        "out",
+      ]);
+      equal(second.code, 1);
+      match(
+        second.stderr,
+        /^belt: .*count-10 exists: a count at priority 10 is pinned there \(remove it first with `belt detach eth0`\)\n$/,
+      );
+      const chain = await beltNsenter(topo, pinRoot, ["chain", "show", "eth0", "--json"]);
+      deepEqual(
+        chain.stdout.trim().split("\n").map((l) => JSON.parse(l)).map((
+          e,
+        ) => [e.direction, e.priority, e.owner]),
+        [
+          ["ingress", 10, "count"],
+        ],
+      );
+      equal((await beltNsenter(topo, pinRoot, ["detach", "eth0"])).code, 0);
+      equal(await leftovers(topo), "");
+    } finally {
+      await Deno.remove(pinRoot, { recursive: true }).catch(() => {});
+    }
+  },
+);
