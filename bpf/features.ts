@@ -6,7 +6,7 @@
  */
 import { BpfObject } from "./object.ts";
 import { BeltError } from "./errors.ts";
-import { isBpffs, kernelRelease, kernelVersion } from "./kernel.ts";
+import { isBpffs, kernelRelease, kernelVersion, pathExists } from "./kernel.ts";
 import { featuresObject } from "./probes/features.bpf.ts";
 
 /** One probed feature. */
@@ -17,15 +17,6 @@ export interface Feature {
   available: boolean;
   /** How it was decided, or why not. */
   detail: string;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function tryLoad(program: string): string | undefined {
@@ -60,7 +51,7 @@ export function probeFeatures(): Feature[] {
     { name: "bpf", available: true, detail: `loaded a program (kernel ${kernelRelease()})` },
     {
       name: "btf",
-      available: exists("/sys/kernel/btf/vmlinux"),
+      available: pathExists("/sys/kernel/btf/vmlinux"),
       detail: "/sys/kernel/btf/vmlinux",
     },
     { name: "ringbuf", available: true, detail: "loaded a program with a ring buffer" },
@@ -73,8 +64,8 @@ export function probeFeatures(): Feature[] {
     },
     {
       name: "kprobes",
-      available: exists("/sys/bus/event_source/devices/kprobe"),
-      detail: exists("/sys/bus/event_source/devices/kprobe")
+      available: pathExists("/sys/bus/event_source/devices/kprobe"),
+      detail: pathExists("/sys/bus/event_source/devices/kprobe")
         ? "kprobe PMU present"
         : "no kprobe PMU (CONFIG_KPROBES off)",
     },
@@ -86,7 +77,7 @@ export function probeFeatures(): Feature[] {
     },
     {
       name: "tracefs",
-      available: exists("/sys/kernel/tracing/events"),
+      available: pathExists("/sys/kernel/tracing/events"),
       detail: "needed for classic tracepoints: mount -t tracefs tracefs /sys/kernel/tracing",
     },
   ];

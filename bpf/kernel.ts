@@ -48,6 +48,24 @@ export function isRoot(): boolean {
 }
 
 /**
+ * Whether a path exists (a file, directory, or /proc entry).
+ *
+ * @example
+ * ```ts
+ * import { pathExists } from "@belt/belt/bpf";
+ * console.log(pathExists("/sys/kernel/btf/vmlinux"));
+ * ```
+ */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Whether `dir` is on a bpf filesystem (where pins can live).
  *
  * @example

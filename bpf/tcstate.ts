@@ -7,6 +7,7 @@
  * @module
  */
 import { BeltError } from "./errors.ts";
+import { pathExists } from "./kernel.ts";
 
 /** One belt TC attachment as recorded. */
 export interface TcRecord {
@@ -42,12 +43,7 @@ function prefix(ifindex: number, direction: string): string {
 
 /** Whether a process exists. */
 export function processAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
+  return pathExists(`/proc/${pid}`);
 }
 
 /** Drops records of TCX links whose process is gone (the kernel dropped the links with it). */
@@ -74,13 +70,7 @@ function safeReadDir(): Deno.DirEntry[] {
 
 /** Whether a record's attachment was pinned and its pins are still there. */
 export function stillPinned(r: TcRecord): boolean {
-  if (!r.pinned) return false;
-  try {
-    Deno.statSync(r.pinned);
-    return true;
-  } catch {
-    return false;
-  }
+  return r.pinned !== undefined && pathExists(r.pinned);
 }
 
 /** Records an attachment; returns the function that forgets it. Never throws. */

@@ -7,7 +7,7 @@
  */
 import { cstr, errno, libbpf } from "./ffi.ts";
 import { BeltError, errorFromErrno, NotSupportedError } from "./errors.ts";
-import { kernelRelease } from "./kernel.ts";
+import { kernelRelease, pathExists } from "./kernel.ts";
 import { Link } from "./link.ts";
 import type { Program } from "./program.ts";
 
@@ -26,15 +26,6 @@ function wrap(
     () => libbpf().bpf_link__destroy(ptr),
   );
   return prog.adopt(link);
-}
-
-function kprobesAvailable(): boolean {
-  try {
-    Deno.statSync("/sys/bus/event_source/devices/kprobe");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -133,7 +124,7 @@ export interface KprobeOptions {
  */
 export function attachKprobe(prog: Program, func: string, options: KprobeOptions = {}): Link {
   const kind = options.retprobe ? "kretprobe" : "kprobe";
-  if (!kprobesAvailable()) {
+  if (!pathExists("/sys/bus/event_source/devices/kprobe")) {
     throw new NotSupportedError(
       "kprobes",
       kernelRelease(),

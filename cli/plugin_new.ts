@@ -1,6 +1,6 @@
 /** `belt plugin new NAME`: scaffold a plugin (C program, shared header, TS handler, test). */
 import { join, relative, resolve } from "node:path";
-import { BeltError } from "../bpf/mod.ts";
+import { BeltError, pathExists } from "../bpf/mod.ts";
 import { parseCommand } from "./args.ts";
 import { pluginTemplates } from "./plugin_templates.ts";
 
@@ -39,11 +39,8 @@ export function pluginCommand(args: string[]): number {
     );
   }
   const dir = resolve(values.dir ?? "plugins", name);
-  try {
-    Deno.statSync(dir);
+  if (pathExists(dir)) {
     throw new BeltError(`plugin: ${dir} exists already`, { hint: "choose another name or --dir" });
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   // Inside a belt checkout, import belt by relative path; elsewhere from JSR.
   const inside = !relative(belt, dir).startsWith("..");

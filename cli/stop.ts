@@ -1,14 +1,5 @@
 /** Long-running commands: run until Ctrl-C, SIGTERM or --duration, showing a live line. */
-import { BeltError, closeTracked, interfaceIndex, leaveSignalsToCaller } from "../bpf/mod.ts";
-
-function interfaceExists(iface: string): boolean {
-  try {
-    interfaceIndex(iface);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { BeltError, closeTracked, leaveSignalsToCaller, listInterfaces } from "../bpf/mod.ts";
 
 /**
  * Resolves with the reason the command should stop: "SIGINT", "SIGTERM",
@@ -65,7 +56,7 @@ export function stopCode(reason: string): number {
 /** A watch that reports when any of `ifaces` disappears (checked by name). */
 export function interfacesGone(ifaces: string[]): () => string | undefined {
   return () => {
-    const gone = ifaces.find((iface) => !interfaceExists(iface));
+    const gone = ifaces.find((iface) => !listInterfaces().some(([, name]) => name === iface));
     return gone
       ? `interface ${gone} disappeared while running: its programs went with it`
       : undefined;

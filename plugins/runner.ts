@@ -13,6 +13,7 @@ import {
   BpfObject,
   interfaceIndex,
   markPinned,
+  pathExists,
   RingBuffer,
 } from "../bpf/mod.ts";
 import type { Link, TcMode, XdpMode } from "../bpf/mod.ts";
@@ -80,15 +81,6 @@ function mapIterator<T, U>(
     [Symbol.asyncIterator]: () => it,
   };
   return it;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function hostNetnsInode(): number | null | undefined {
@@ -163,7 +155,7 @@ export class RunningPlugin implements Disposable {
     const dir = `${root}/${
       ns === hostNs ? "" : `netns-${ns}/`
     }${where}/${this.plugin.name}-${this.priority}`;
-    if (exists(dir)) {
+    if (pathExists(dir)) {
       throw new BeltError(
         `${dir} exists: a ${this.plugin.name} at priority ${this.priority} is pinned there`,
         {

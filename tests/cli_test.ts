@@ -1,7 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { openPinnedMap } from "../bpf/mod.ts";
 import { countKey, countValue } from "../plugins/mod.ts";
-import { kernelTest } from "./harness/kernel.ts";
+import { eventually, kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -101,9 +101,7 @@ kernelTest(
       "44",
     ]);
     await new Promise((r) => setTimeout(r, 100));
-    for (let i = 0; i < 100 && !(await leftovers(topo)).includes("count"); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => (await leftovers(topo)).includes("count"), 10_000, 100);
     child.kill("SIGKILL");
     await child.status;
     await child.stdout.cancel();
@@ -196,9 +194,7 @@ for (const mode of ["tcx", "cls_bpf"]) {
     async () => {
       await using topo = await Topology.pair(11);
       const child = spawnBelt(topo, "a", ["count", "eth0", "--tc-mode", mode, "--duration", "20"]);
-      for (let i = 0; i < 100 && !(await leftovers(topo)).includes("count"); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await eventually(async () => (await leftovers(topo)).includes("count"), 10_000, 100);
       await topo.run("a", ["ip", "link", "del", "eth0"]);
       const out = await child.output();
       equal(out.code, 1);
@@ -285,9 +281,7 @@ kernelTest(
       "--priority",
       "10",
     ]);
-    for (let i = 0; i < 100 && !/pref 10 /.test(await filters()); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => /pref 10 /.test(await filters()), 10_000, 100);
     const second = spawnBelt(topo, "a", [
       "count",
       "eth0",
@@ -296,9 +290,7 @@ kernelTest(
       "--priority",
       "20",
     ]);
-    for (let i = 0; i < 100 && !/pref 20 /.test(await filters()); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => /pref 20 /.test(await filters()), 10_000, 100);
     // A foreign classic-BPF filter ("accept everything") on the qdisc the first belt created.
     await topo.run("a", [
       "tc",

@@ -27,12 +27,16 @@ export function kernelTest(name: string, fn: (t: Deno.TestContext) => Promise<vo
   });
 }
 
-/** Polls `probe` until it returns true or `ms` pass; returns the last answer. */
-export async function eventually(probe: () => boolean, ms = 3000, every = 25): Promise<boolean> {
+/** Polls `probe` until it returns true or `ms` pass (bounded); returns the last answer. */
+export async function eventually(
+  probe: () => boolean | Promise<boolean>,
+  ms = 3000,
+  every = 25,
+): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (probe()) return true;
+    if (await probe()) return true;
     await new Promise((r) => setTimeout(r, every));
   }
-  return probe();
+  return await probe();
 }
