@@ -184,6 +184,8 @@ const libcSymbols = {
   },
   // long sysconf(int name)
   sysconf: { parameters: ["i32"], result: "i64" },
+  // int clock_gettime(clockid_t clockid, struct timespec *tp)
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   // int eventfd(unsigned int initval, int flags)
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // ssize_t write(int fd, const void *buf, size_t count)
@@ -200,6 +202,8 @@ const libcSymbols = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   // int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen)
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  // ssize_t send(int sockfd, const void *buf, size_t len, int flags)
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   // ssize_t recv(int sockfd, void *buf, size_t len, int flags)
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -93,3 +93,33 @@ export function isBpffs(dir: string): boolean {
   }
   return bestType === "bpf";
 }
+
+const CLOCK_REALTIME = 0;
+const CLOCK_MONOTONIC = 1;
+
+function clockNs(clock: number): bigint {
+  const ts = new BigInt64Array(2); // struct timespec { time_t tv_sec; long tv_nsec; }
+  if (libc().clock_gettime(clock, new Uint8Array(ts.buffer)) !== 0) {
+    throw new Error(`clock_gettime(${clock}) failed`);
+  }
+  return ts[0]! * 1_000_000_000n + ts[1]!;
+}
+
+/**
+ * Nanoseconds to add to a CLOCK_MONOTONIC time (what bpf_ktime_get_ns()
+ * returns) to get wall-clock time since the epoch, as of now.
+ *
+ * @example
+ * ```ts
+ * import { monotonicToRealtimeNs } from "@belt/belt/bpf";
+ * const offset = monotonicToRealtimeNs();
+ * console.log(new Date(Number(offset / 1_000_000n))); // when the machine booted, roughly
+ * ```
+ */
+export function monotonicToRealtimeNs(): bigint {
+  // Read realtime between two monotonic reads and take their midpoint.
+  const before = clockNs(CLOCK_MONOTONIC);
+  const real = clockNs(CLOCK_REALTIME);
+  const after = clockNs(CLOCK_MONOTONIC);
+  return real - (before + after) / 2n;
+}

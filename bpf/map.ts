@@ -468,7 +468,8 @@ function batchOpts(): Uint8Array<ArrayBuffer> {
 
 /**
  * Adds per-CPU values: numbers and bigints are summed, objects field by field,
- * anything else is taken from the first CPU.
+ * arrays (of counters) element by element, anything else (bytes) is taken
+ * from the first CPU.
  *
  * @example
  * ```ts
@@ -485,9 +486,10 @@ export function sumValues<V>(values: V[]): V {
   if (typeof first === "number") {
     return values.reduce((a, b) => (a as number) + (b as number), 0) as V;
   }
-  if (
-    first && typeof first === "object" && !(first instanceof Uint8Array) && !Array.isArray(first)
-  ) {
+  if (Array.isArray(first)) {
+    return first.map((_, i) => sumValues(values.map((v) => (v as unknown[])[i]))) as V;
+  }
+  if (first && typeof first === "object" && !(first instanceof Uint8Array)) {
     const out: Record<string, unknown> = {};
     for (const field of Object.keys(first)) {
       out[field] = sumValues(values.map((v) => (v as Record<string, unknown>)[field]));

@@ -64,7 +64,14 @@ export type { RingBufferOptions } from "./ringbuf.ts";
 export { PerfBuffer } from "./perfbuf.ts";
 export { interfaceIndex, interfaceName, listInterfaces } from "./iface.ts";
 export { withNetns } from "./netns.ts";
-export { isBpffs, isRoot, kernelRelease, kernelVersion, pathExists } from "./kernel.ts";
+export {
+  isBpffs,
+  isRoot,
+  kernelRelease,
+  kernelVersion,
+  monotonicToRealtimeNs,
+  pathExists,
+} from "./kernel.ts";
 export { isVerbose, setVerbose } from "./log.ts";
 export { closeTracked, leaveSignalsToCaller } from "./cleanup.ts";
 export { markPinned, readTc } from "./tcstate.ts";

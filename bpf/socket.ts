@@ -7,7 +7,7 @@
  * @module
  */
 import { errno, libc } from "./ffi.ts";
-import { errorFromErrno } from "./errors.ts";
+import { BeltError, errorFromErrno } from "./errors.ts";
 import { interfaceIndex, interfaceName } from "./iface.ts";
 import { Link } from "./link.ts";
 import type { Closable } from "./link.ts";
@@ -106,6 +106,24 @@ export class PacketSocket implements Closable, AsyncDisposable {
     });
     this.#filterLink = link;
     return prog.adopt(link);
+  }
+
+  /**
+   * Transmits one whole Ethernet frame (headers included, as given) on the
+   * socket's interface: how tests make frames the stack would not, e.g.
+   * 802.1Q-tagged ones where no VLAN device exists.
+   *
+   * @example
+   * ```ts ignore
+   * import { PacketSocket } from "@belt/belt/bpf";
+   * using sock = PacketSocket.open("eth0");
+   * sock.send(frame);
+   * ```
+   */
+  send(frame: Uint8Array): void {
+    if (this.#closed) throw new BeltError(`packet socket on ${this.iface} is closed`);
+    const n = Number(libc().send(this.fd, frame, BigInt(frame.length), 0));
+    if (n < 0) throw errorFromErrno(`send a frame on ${this.iface}`, errno());
   }
 
   /** Reads every frame queued now, without waiting. */

@@ -72,6 +72,8 @@ Deno.test("cstring() stops at NUL and truncates to leave room for it", () => {
 
 Deno.test("sumValues() adds per-CPU numbers field by field", () => {
   deepEqual(sumValues([{ p: 1n, b: 2 }, { p: 3n, b: 4 }]), { p: 4n, b: 6 });
+  // Arrays of counters (e.g. one per direction) add element by element.
+  deepEqual(sumValues([{ d: [1n, 2n] }, { d: [10n, 20n] }]), { d: [11n, 22n] });
   equal(sumValues([1n, 2n, 3n]), 6n);
 });
 
