@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { BpfObject, GlobalValue } from "../bpf/mod.ts";
+import type { BpfObject, GlobalValue, Link } from "../bpf/mod.ts";
 
 /**
  * Where a plugin's program attaches. TC hooks take part in priority chains;
@@ -60,8 +60,24 @@ export interface Plugin<O = Record<string, unknown>> {
    * throws a BeltError naming `where` (e.g. "belt.json: eth0[0].options.port").
    */
   options(raw: Record<string, unknown>, where: string): O;
+  /**
+   * Sets up what the programs need outside their object, before it is
+   * opened, in the interface's network namespace (e.g. a tunnel device whose
+   * ifindex becomes a global). Returns the options to use from then on and
+   * what undoes the set-up; belt undoes it after detaching the programs.
+   */
+  prepare?(options: O, iface: string): { options: O; close(): void };
   /** Read-only globals to set before load. */
   globals?(options: O): Record<string, GlobalValue>;
+  /** Open-stage settings other than globals (e.g. a ring buffer's size). */
+  configure?(obj: BpfObject, options: O): void;
+  /**
+   * Attachments outside the interface's chain (e.g. on a device of the
+   * plugin's own), made after the chain's; they close with the plugin.
+   */
+  attachExtra?(obj: BpfObject, options: O, iface: string): Link[];
+  /** Programs that attachExtra() attaches (loaded along with `programs`). */
+  extraPrograms?: string[];
   /** Fills maps after load, before attach. */
   fill?(obj: BpfObject, options: O): void;
   /**

@@ -272,15 +272,28 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
       );
     }
   }
-  const options = plugin.options(start.options ?? {}, start.where ?? `${plugin.name} options`);
-  const obj = BpfObject.open(plugin.object, {
-    name: plugin.name,
-    globals: plugin.globals?.(options),
-  });
+  let options = plugin.options(start.options ?? {}, start.where ?? `${plugin.name} options`);
+  const iface = start.iface ?? "";
+  const prepared = plugin.prepare?.(options, iface);
+  if (prepared) options = prepared.options;
+  let obj: BpfObject;
   try {
+    obj = BpfObject.open(plugin.object, {
+      name: plugin.name,
+      globals: plugin.globals?.(options),
+    });
+  } catch (e) {
+    prepared?.close();
+    throw e;
+  }
+  // Adopted first, so it is undone last: after every program is detached.
+  if (prepared) obj.adopt(prepared);
+  try {
+    plugin.configure?.(obj, options);
     const specs = plugin.programs.filter((p) => wanted(p.hook, direction));
     for (const prog of obj.programs.values()) {
-      prog.autoload = specs.some((s) => s.program === prog.name);
+      prog.autoload = specs.some((s) => s.program === prog.name) ||
+        (plugin.extraPrograms ?? []).includes(prog.name);
     }
     const shared = plugin.sharedMaps ?? [];
     for (const name of shared) {
@@ -297,7 +310,6 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
     }
     for (const name of shared) obj.adopt(shareMap(name, obj));
     plugin.fill?.(obj, options);
-    const iface = start.iface ?? "";
     if (!iface && specs.some((s) => s.hook !== "trace")) {
       throw new BeltError(`plugin '${plugin.name}' attaches to an interface: give one`, {
         hint: 'e.g. startPlugin(plugin, { iface: "eth0" })',
@@ -315,6 +327,7 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
         owner: plugin.name,
       });
     });
+    plugin.attachExtra?.(obj, options, iface);
     return new RunningPlugin(plugin as Plugin<unknown>, iface, priority, obj, links, specs);
   } catch (e) {
     obj.close(); // detaches whatever was attached before the failure
