@@ -1,5 +1,6 @@
 /** `belt detach IFACE`: remove what killed belt processes left on an interface. */
 import { BeltError, removeStaleFilters } from "../bpf/mod.ts";
+import { removeIdleTunnelDevices } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { jsonLine } from "./output.ts";
 
@@ -14,7 +15,9 @@ belt process that attached them, even after SIGKILL. cls_bpf filters (kernels be
 with SIGKILL: this removes those whose belt process is gone (only if the
 filter still holds the program belt recorded), and the clsact qdisc belt
 created if nothing else is on it. Other programs' filters are left alone.
-belt also does this by itself before it attaches a cls_bpf filter.`;
+belt also does this by itself before it attaches a cls_bpf filter. It also
+deletes belt's VXLAN devices (belt-vx<port>, made by \`belt mirror --to\`) in
+this network namespace that no program uses any more.`;
 
 /** Runs `belt detach`. */
 export function detachCommand(args: string[]): number {
@@ -35,7 +38,15 @@ export function detachCommand(args: string[]): number {
         : `removed ${r.owner} (${r.mode} ${r.direction} prio ${r.priority}, ${why})`,
     );
   }
-  if (!removed.length && !values.json) {
+  const devices = removeIdleTunnelDevices();
+  for (const name of devices) {
+    console.log(
+      values.json
+        ? jsonLine({ device: name, removed: true })
+        : `removed ${name} (idle VXLAN device)`,
+    );
+  }
+  if (!removed.length && !devices.length && !values.json) {
     console.log(`${positionals[0]}: nothing of belt's to remove`);
   }
   return 0;

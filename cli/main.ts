@@ -33,8 +33,10 @@ Usage: belt <command> [options]
 
 Commands:
   chain      show an interface's TC chain, both directions, in run order
+  collect    receive mirrored VXLAN traffic and write pcapng, with per-sender stats
   count      packets and bytes per protocol and direction on an interface
   detach     remove what killed belt processes left on an interface
+  mirror     copy every frame of an interface to VXLAN collectors or a pcapng file
   plugin     plugin new NAME: scaffold a plugin of your own
   probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)
   run        start the plugins a belt.json describes, until stopped
@@ -49,6 +51,7 @@ Exit codes: 0 success, 1 error (one line on stderr), 2 usage error.`;
 
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   chain: chainCommand,
+  collect: async (args) => (await import("./collect.ts")).collectCommand(args),
   detach: detachCommand,
   plugin: pluginCommand,
   probe,

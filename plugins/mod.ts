@@ -6,6 +6,7 @@
 import { BeltError } from "../bpf/mod.ts";
 import type { Plugin } from "./plugin.ts";
 import { count } from "./count/mod.ts";
+import { mirror } from "./mirror/mod.ts";
 
 export { definePlugin } from "./plugin.ts";
 export type { Hook, Plugin, ProgramSpec, Stats } from "./plugin.ts";
@@ -15,6 +16,39 @@ export { describeChain } from "./chain.ts";
 export type { ChainEntry } from "./chain.ts";
 export { count, COUNT_HELP, countKey, countRows, countValue } from "./count/mod.ts";
 export type { CountRow } from "./count/mod.ts";
+export {
+  mirror,
+  MIRROR_HELP,
+  MIRROR_LIMITS,
+  mirrorCollector,
+  mirrorCollectorStats,
+  mirrorOptions,
+  mirrorRecord,
+  mirrorReport,
+  mirrorStatsCodec,
+  parseCollector,
+  VXLAN_PORT,
+} from "./mirror/mod.ts";
+export type {
+  Collector,
+  CollectorStats,
+  MirrorOptions,
+  MirrorReport,
+  MirrorTotals,
+} from "./mirror/mod.ts";
+export { VXLAN_HEADER, VxlanCollector, vxlanVni } from "./mirror/collect.ts";
+export type { SenderStats } from "./mirror/collect.ts";
+export { openTunnelDevice, removeIdleTunnelDevices } from "./mirror/vxlan.ts";
+export type { TunnelDevice } from "./mirror/vxlan.ts";
+export { formatIp, isMappedIpv4, parseIp } from "./addr.ts";
+export { PcapngWriter, readPcapng } from "./pcapng.ts";
+export type {
+  PcapngCapture,
+  PcapngDirection,
+  PcapngInterface,
+  PcapngSink,
+  PcapngWriterOptions,
+} from "./pcapng.ts";
 
 /**
  * The plugins that ship with belt, by name.
@@ -22,7 +56,7 @@ export type { CountRow } from "./count/mod.ts";
  * @example
  * ```ts
  * import { builtinPlugins } from "@belt/belt";
- * console.log([...builtinPlugins.keys()]); // ["count"]
+ * console.log([...builtinPlugins.keys()]); // ["count", "mirror"]
  * ```
  */
 export const builtinPlugins: ReadonlyMap<string, Plugin<unknown>> = new Map<
@@ -30,6 +64,7 @@ export const builtinPlugins: ReadonlyMap<string, Plugin<unknown>> = new Map<
   Plugin<unknown>
 >([
   [count.name, count as Plugin<unknown>],
+  [mirror.name, mirror as Plugin<unknown>],
 ]);
 
 /**
