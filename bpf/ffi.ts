@@ -100,6 +100,8 @@ const libbpfSymbols = {
   bpf_obj_get: { parameters: ["buffer"], result: "i32" },
   // int bpf_obj_get_info_by_fd(int bpf_fd, void *info, __u32 *info_len)
   bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int bpf_map_get_fd_by_id(__u32 id)
+  bpf_map_get_fd_by_id: { parameters: ["u32"], result: "i32" },
   // int bpf_prog_get_fd_by_id(__u32 id)
   bpf_prog_get_fd_by_id: { parameters: ["u32"], result: "i32" },
   // int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts)

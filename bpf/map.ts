@@ -9,7 +9,8 @@ import { BeltError, errorFromErrno } from "./errors.ts";
 import type { Codec } from "./codec.ts";
 import { pinFd } from "./link.ts";
 import type { Closable } from "./link.ts";
-import { assertOpen } from "./program.ts";
+import { assertOpen, programMapIds } from "./program.ts";
+import { objectInfo } from "./syscall.ts";
 import type { LinkOwner } from "./program.ts";
 
 /**
@@ -517,27 +518,70 @@ export function openPinnedMap<K, V>(
 ): { map: TypedMap<K, V>; close(): void; [Symbol.dispose](): void } {
   const fd = libbpf().bpf_obj_get(cstr(path));
   if (fd < 0) throw errorFromErrno(`open pinned map ${path}`, -fd, "is belt running with --pin?");
-  const info = new Uint8Array(96); // struct bpf_map_info
-  const len = new Uint32Array([96]);
-  const rc = libbpf().bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer));
-  if (rc < 0) {
-    closeFd(fd);
-    throw errorFromErrno(`read info of ${path}`, -rc);
+  return typedFromFd(fd, `pinned map ${path}`, key, value);
+}
+
+/**
+ * Opens the map named `name` that a loaded program uses (any process's
+ * program, found by its kernel id, e.g. in `belt chain show`), as a typed
+ * map; undefined when the program has no such map. Close it after use.
+ *
+ * @example
+ * ```ts ignore
+ * import { openProgramMap, u32, u64 } from "@belt/belt/bpf";
+ * using stats = openProgramMap(42, "mirror_stats", u32, u64);
+ * console.log(stats?.map.getSum(0));
+ * ```
+ */
+export function openProgramMap<K, V>(
+  progId: number,
+  name: string,
+  key: Codec<K>,
+  value: Codec<V>,
+): { map: TypedMap<K, V>; close(): void; [Symbol.dispose](): void } | undefined {
+  for (const id of programMapIds(progId)) {
+    const fd = libbpf().bpf_map_get_fd_by_id(id);
+    if (fd < 0) continue; // gone meanwhile
+    if (mapInfo(fd).name !== name) {
+      closeFd(fd);
+      continue;
+    }
+    return typedFromFd(fd, `map '${name}' of program ${progId}`, key, value);
   }
-  const v = new DataView(info.buffer);
-  const name = readCString(Deno.UnsafePointer.of(info.subarray(24)));
+  return undefined;
+}
+
+function mapInfo(
+  fd: number,
+): { type: number; keySize: number; valueSize: number; maxEntries: number; name: string } {
+  const v = objectInfo(fd, 96); // struct bpf_map_info
+  const nameBytes = new Uint8Array(v.buffer, 24, 16);
+  const end = nameBytes.indexOf(0);
+  return {
+    type: v.getUint32(0, true),
+    keySize: v.getUint32(8, true),
+    valueSize: v.getUint32(12, true),
+    maxEntries: v.getUint32(16, true),
+    name: new TextDecoder().decode(nameBytes.subarray(0, end < 0 ? 16 : end)),
+  };
+}
+
+/** Wraps an open map fd (owned from now on) as a typed map with its own close. */
+function typedFromFd<K, V>(
+  fd: number,
+  what: string,
+  key: Codec<K>,
+  value: Codec<V>,
+): { map: TypedMap<K, V>; close(): void; [Symbol.dispose](): void } {
   let open = true;
   const liveFd = () => {
-    if (!open) throw new BeltError(`pinned map ${path} is closed`);
+    if (!open) throw new BeltError(`${what} is closed`);
     return fd;
   };
   let map: TypedMap<K, V>;
   try {
-    map = new TypedMap(liveFd, name, v.getUint32(0, true), key, value, {
-      keySize: v.getUint32(8, true),
-      valueSize: v.getUint32(12, true),
-      maxEntries: v.getUint32(16, true),
-    });
+    const info = mapInfo(fd);
+    map = new TypedMap(liveFd, info.name, info.type, key, value, info);
   } catch (e) {
     closeFd(fd);
     throw e;

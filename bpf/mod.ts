@@ -25,7 +25,7 @@ export {
 export type { BeltErrorOptions } from "./errors.ts";
 export { BpfObject } from "./object.ts";
 export type { GlobalValue, OpenOptions } from "./object.ts";
-export { enableRunStats, Program, programInfo } from "./program.ts";
+export { enableRunStats, Program, programInfo, programMapIds } from "./program.ts";
 export type {
   LinkOwner,
   ProgramInfo,
@@ -37,6 +37,7 @@ export {
   BpfMap,
   MapType,
   openPinnedMap,
+  openProgramMap,
   possibleCpuCount,
   sumValues,
   TypedMap,

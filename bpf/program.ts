@@ -192,6 +192,36 @@ export function programInfo(id: number): ProgramInfo {
 }
 
 /**
+ * The ids of the maps a loaded program uses, by the program's kernel id.
+ *
+ * @example
+ * ```ts ignore
+ * import { programMapIds } from "@belt/belt/bpf";
+ * console.log(programMapIds(42)); // [17, 18]
+ * ```
+ */
+export function programMapIds(id: number): number[] {
+  const fd = libbpf().bpf_prog_get_fd_by_id(id);
+  if (fd < 0) throw errorFromErrno(`open program id ${id}`, -fd);
+  try {
+    const count = objectInfo(fd, 256).getUint32(52, true); // bpf_prog_info.nr_map_ids
+    if (!count) return [];
+    // Second call with room for the ids: map_ids (u64 pointer) at 56, nr_map_ids at 52.
+    const ids = new Uint32Array(count);
+    const info = new Uint8Array(256);
+    const v = new DataView(info.buffer);
+    v.setUint32(52, count, true);
+    v.setBigUint64(56, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ids))), true);
+    const len = new Uint32Array([256]);
+    const rc = libbpf().bpf_obj_get_info_by_fd(fd, info, new Uint8Array(len.buffer));
+    if (rc < 0) throw errorFromErrno(`read map ids of program ${id}`, -rc);
+    return [...ids.subarray(0, Math.min(count, v.getUint32(52, true)))];
+  } finally {
+    libc().close(fd);
+  }
+}
+
+/**
  * Turns on the kernel's per-program run statistics (run count and time, as
  * `sysctl kernel.bpf_stats_enabled=1` does) until the handle is closed.
  *

@@ -1,7 +1,8 @@
 /** `belt chain show IFACE`: what runs on the interface's TC hooks, in order. */
 import { BeltError, enableRunStats } from "../bpf/mod.ts";
 import { seconds } from "./stop.ts";
-import { describeChain } from "../plugins/mod.ts";
+import { builtinPlugins, describeChain } from "../plugins/mod.ts";
+import type { ChainEntry, Stats } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { jsonLine, table } from "./output.ts";
 
@@ -35,7 +36,7 @@ export async function chainCommand(args: string[]): Promise<number> {
   }
   const entries = describeChain(iface);
   if (values.json) {
-    for (const e of entries) console.log(jsonLine({ iface, ...e }));
+    for (const e of entries) console.log(jsonLine({ iface, ...e, stats: pluginStats(e) }));
     return 0;
   }
   if (!entries.length) {
@@ -57,5 +58,20 @@ export async function chainCommand(args: string[]): Promise<number> {
       e.avgNs ? String(e.avgNs) : "-",
     ]),
   ));
+  // A plugin's own counters, read from the kernel (e.g. what a mirror copied).
+  for (const e of entries) {
+    const stats = pluginStats(e);
+    if (!stats) continue;
+    const text = Object.entries(stats).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`);
+    console.log(`${e.direction} #${e.position} ${e.owner}: ${text.join(" · ") || "all zero"}`);
+  }
   return 0;
+}
+
+function pluginStats(e: ChainEntry): Stats | undefined {
+  try {
+    return builtinPlugins.get(e.owner)?.statsOfProgram?.(e.progId);
+  } catch {
+    return undefined; // the program went away meanwhile
+  }
 }

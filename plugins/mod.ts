@@ -41,6 +41,8 @@ export type { SenderStats } from "./mirror/collect.ts";
 export { openTunnelDevice, removeIdleTunnelDevices } from "./mirror/vxlan.ts";
 export type { TunnelDevice } from "./mirror/vxlan.ts";
 export { formatIp, isMappedIpv4, parseIp } from "./addr.ts";
+export { beltRule, formatRule, packRules, parseRule, ruleMatches } from "./rules.ts";
+export type { BeltRuleStruct, ParsedPacket, Rule } from "./rules.ts";
 export { PcapngWriter, readPcapng } from "./pcapng.ts";
 export type {
   PcapngCapture,

@@ -89,6 +89,11 @@ export interface Plugin<O = Record<string, unknown>> {
   /** Current stats, read from the plugin's maps. */
   stats?(obj: BpfObject): Stats;
   /**
+   * The same stats read from the kernel through one of its programs' ids,
+   * from any process (`belt chain show` uses it); undefined when unreadable.
+   */
+  statsOfProgram?(progId: number): Stats | undefined;
+  /**
    * Events the kernel side sends through a ring buffer: the map's name and
    * how bytes become a record. `running.events()` yields the records.
    */

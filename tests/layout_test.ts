@@ -6,6 +6,14 @@ import { xdpCountObject } from "./bpf/xdp_count.bpf.ts";
 import { countKey, countValue } from "../plugins/count/mod.ts";
 import { countObject } from "../plugins/count/count.bpf.ts";
 import { connectEvent } from "./bpf/connect_event.ts";
+import {
+  mirrorCollector,
+  mirrorCollectorStats,
+  mirrorRecord,
+  mirrorStatsCodec,
+} from "../plugins/mirror/mod.ts";
+import { mirrorObject } from "../plugins/mirror/mirror.bpf.ts";
+import { beltRule } from "../plugins/rules.ts";
 
 /** Every member's offset and size, and the total size, equal the compiled BTF. */
 function assertMatchesBtf(codec: StructCodec<unknown>, object: Uint8Array, name: string): void {
@@ -32,4 +40,18 @@ Deno.test("proto_count codec matches struct proto_count in the object's BTF", ()
 Deno.test("count plugin codecs match struct count_key and count_value", () => {
   assertMatchesBtf(countKey as StructCodec<unknown>, countObject, "count_key");
   assertMatchesBtf(countValue as StructCodec<unknown>, countObject, "count_value");
+});
+
+Deno.test("mirror codecs match the structs of plugins/mirror/mirror.h and belt_match.h", () => {
+  for (
+    const [codec, name] of [
+      [mirrorCollector, "mirror_collector"],
+      [mirrorRecord, "mirror_record"],
+      [mirrorStatsCodec, "mirror_stats"],
+      [mirrorCollectorStats, "mirror_collector_stats"],
+      [beltRule, "belt_rule"],
+    ] as const
+  ) {
+    assertMatchesBtf(codec as StructCodec<unknown>, mirrorObject, name);
+  }
 });

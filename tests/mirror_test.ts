@@ -9,7 +9,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { listInterfaces, listTcx, PacketSocket, withNetns } from "../bpf/mod.ts";
 import { readPcapng } from "../plugins/pcapng.ts";
-import { kernelTest } from "./harness/kernel.ts";
+import { eventually, kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 import { background, BELT, capture } from "./harness/process.ts";
 import { readPcap } from "./harness/pcap.ts";
@@ -425,3 +425,42 @@ kernelTest("belt mirror refuses bad input in one line and attaches nothing", asy
     });
   }
 });
+
+kernelTest(
+  "belt mirror takes its place in a chain with other plugins; belt chain show lists its stats",
+  async () => {
+    await using topo = await mirrorTopology();
+    const dir = await Deno.makeTempDir({ prefix: "belt-mirror-" });
+    try {
+      const counter = background(topo, "a", [...BELT, "count", "eth0", "--priority", "10"]);
+      await new Promise((r) => setTimeout(r, 100));
+      const stats = await mirrorDuring(
+        topo,
+        ["--priority", "20", "--pcap", `${dir}/m.pcapng`, "--filter", "icmp"],
+        async () => {
+          equal(await topo.ping("a", "198.18.41.2", 4), 4);
+          const chain = await topo.run("a", [...BELT, "chain", "show", "eth0", "--json"]);
+          const rows = chain.stdout.trim().split("\n").map((l) => JSON.parse(l));
+          for (const direction of ["ingress", "egress"]) {
+            deepEqual(
+              rows.filter((r) => r.direction === direction).map((r) => [r.owner, r.priority]),
+              [["count", 10], ["mirror", 20]],
+              `${direction}: count runs before mirror`,
+            );
+          }
+          const mine = rows.find((r) => r.owner === "mirror" && r.direction === "egress");
+          equal(mine.stats.mirrored_out, 4, "chain show reads the mirror's counters");
+          const text = await topo.run("a", [...BELT, "chain", "show", "eth0"]);
+          ok(/mirror: .*mirrored_out 4/.test(text.stdout), text.stdout);
+        },
+      );
+      equal(stats.mirrored_in + stats.mirrored_out, 8);
+      const c = await counter.stop("SIGINT");
+      equal(c.code, 0, c.stderr);
+      ok(/icmp\s+4/.test(new TextDecoder().decode(c.stdout)), "count kept counting");
+      equal(readPcapng(await Deno.readFile(`${dir}/m.pcapng`)).packets.length, 8);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -7,7 +7,15 @@
  */
 import { PcapngWriter } from "../pcapng.ts";
 
-/** VXLAN header length: flags, reserved, 24-bit VNI, reserved. */
+/**
+ * VXLAN header length: flags, reserved, 24-bit VNI, reserved.
+ *
+ * @example
+ * ```ts
+ * import { VXLAN_HEADER } from "@belt/belt";
+ * console.log(VXLAN_HEADER); // 8
+ * ```
+ */
 export const VXLAN_HEADER = 8;
 
 /**
@@ -31,8 +39,9 @@ export interface SenderStats {
   sender: string;
   /** Their VNI. */
   vni: number;
-  /** Inner frames received and their bytes. */
+  /** Inner frames received. */
   frames: number;
+  /** Their bytes. */
   bytes: number;
 }
 

@@ -6,8 +6,8 @@
  * @module
  */
 import { array, BeltError, bytes, pad, struct, u16, u32, u64, u8 } from "../../bpf/mod.ts";
-import type { BpfObject, Link, StructCodec } from "../../bpf/mod.ts";
-import { attachTc } from "../../bpf/mod.ts";
+import type { BpfObject, Decoded, Link, StructCodec } from "../../bpf/mod.ts";
+import { attachTc, openProgramMap } from "../../bpf/mod.ts";
 import { definePlugin } from "../plugin.ts";
 import type { Plugin, Stats } from "../plugin.ts";
 import { isMappedIpv4, parseIp } from "../addr.ts";
@@ -16,7 +16,15 @@ import type { Rule } from "../rules.ts";
 import { mirrorObject } from "./mirror.bpf.ts";
 import { openTunnelDevice } from "./vxlan.ts";
 
-/** Limits of plugins/mirror/mirror.h. */
+/**
+ * Limits of plugins/mirror/mirror.h.
+ *
+ * @example
+ * ```ts
+ * import { MIRROR_LIMITS } from "@belt/belt";
+ * console.log(MIRROR_LIMITS.collectors); // 8
+ * ```
+ */
 export const MIRROR_LIMITS = {
   /** Collectors per mirror. */
   collectors: 8,
@@ -26,7 +34,15 @@ export const MIRROR_LIMITS = {
   copyMax: 32736,
 } as const;
 
-/** The VXLAN port of RFC 7348 (and of AWS Traffic Mirroring). */
+/**
+ * The VXLAN port of RFC 7348 (and of AWS Traffic Mirroring).
+ *
+ * @example
+ * ```ts
+ * import { VXLAN_PORT } from "@belt/belt";
+ * console.log(VXLAN_PORT); // 4789
+ * ```
+ */
 export const VXLAN_PORT = 4789;
 
 /**
@@ -281,8 +297,9 @@ export interface CollectorStats {
   to: string;
   /** VNI of its copies. */
   vni: number;
-  /** Copies sent, by direction of the original. */
+  /** Copies of ingress frames sent. */
   packets_in: bigint;
+  /** Copies of egress frames sent. */
   packets_out: bigint;
   /** Bytes of those copies before encapsulation. */
   bytes: bigint;
@@ -331,6 +348,24 @@ export function mirrorReport(obj: BpfObject, collectors: Collector[]): MirrorRep
   const s = obj.map("mirror_stats").typed(u32, mirrorStatsCodec).getSum(0)!;
   const cs = obj.map("collector_stats").typed(u32, mirrorCollectorStats);
   return {
+    ...totalsOf(s),
+    collectors: collectors.map((c, i) => {
+      const inn = cs.getSum(i * 2)!;
+      const out = cs.getSum(i * 2 + 1)!;
+      return {
+        to: c.address.includes(":") ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`,
+        vni: c.vni,
+        packets_in: inn.packets,
+        packets_out: out.packets,
+        bytes: inn.bytes + out.bytes,
+        failed: inn.clone_failed + out.clone_failed + inn.tunnel_failed + out.tunnel_failed,
+      };
+    }),
+  };
+}
+
+function totalsOf(s: Decoded<typeof mirrorStatsCodec>): MirrorTotals {
+  return {
     packets_in: s.packets[0]!,
     packets_out: s.packets[1]!,
     bytes_in: s.bytes[0]!,
@@ -346,18 +381,6 @@ export function mirrorReport(obj: BpfObject, collectors: Collector[]): MirrorRep
     pcap_bytes: s.pcap_bytes,
     pcap_lost: s.pcap_lost,
     cut: s.cut,
-    collectors: collectors.map((c, i) => {
-      const inn = cs.getSum(i * 2)!;
-      const out = cs.getSum(i * 2 + 1)!;
-      return {
-        to: c.address.includes(":") ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`,
-        vni: c.vni,
-        packets_in: inn.packets,
-        packets_out: out.packets,
-        bytes: inn.bytes + out.bytes,
-        failed: inn.clone_failed + out.clone_failed + inn.tunnel_failed + out.tunnel_failed,
-      };
-    }),
   };
 }
 
@@ -474,6 +497,11 @@ export const mirror: Plugin<MirrorOptions> = definePlugin<MirrorOptions>({
   stats(obj): Stats {
     const { collectors: _, ...totals } = mirrorReport(obj, []);
     return totals;
+  },
+  statsOfProgram(progId) {
+    using stats = openProgramMap(progId, "mirror_stats", u32, mirrorStatsCodec);
+    const sum = stats?.map.getSum(0);
+    return sum && totalsOf(sum);
   },
   cli: {
     help: MIRROR_HELP,
