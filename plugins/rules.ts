@@ -230,6 +230,13 @@ const ETH_IP = 0x0800, ETH_IPV6 = 0x86dd, ETH_ARP = 0x0806;
  * plus the text it came from. Addresses use belt_packet's 16-byte form: an IPv4 prefix
  * a.b.c.d/n is `::ffff:a.b.c.d` with length 96 + n; bits past the length are zero. Values of
  * conditions whose `BELT_M_*` bit is not in `fields` are zero.
+ *
+ * @example
+ * ```ts
+ * import { parseRule } from "@belt/belt";
+ * const { fields, l4Proto, dportLo, dportHi } = parseRule("udp dport 53");
+ * console.log(fields, l4Proto, dportLo, dportHi); // 258 17 53 53
+ * ```
  */
 export interface Rule {
   /** The text the rule was parsed from (for messages); not packed. */
@@ -270,7 +277,16 @@ export interface Rule {
   any: Uint8Array;
 }
 
-/** `struct belt_rule` member by member, with the C names (see {@linkcode beltRule}). */
+/**
+ * `struct belt_rule` member by member, with the C names (see {@linkcode beltRule}).
+ *
+ * @example
+ * ```ts
+ * import { beltRule, packRules, parseRule } from "@belt/belt";
+ * const s = beltRule.unpack(packRules([parseRule("net 198.18.0.0/15")], 1));
+ * console.log(s.any_len); // 111
+ * ```
+ */
 export interface BeltRuleStruct {
   /** `__u32 fields` */
   fields: number;
@@ -344,6 +360,18 @@ export const beltRule: StructCodec<BeltRuleStruct> = struct({
 /**
  * What {@linkcode ruleMatches} reads of a packet: the members of `struct belt_packet`
  * (bpf/include/belt_packet.h) that rules look at, in camelCase.
+ *
+ * @example
+ * ```ts
+ * import { BELT_F_L3, parseRule, ruleMatches } from "@belt/belt";
+ * import type { ParsedPacket } from "@belt/belt";
+ * const addr = new Uint8Array(16); // ::
+ * const gre: ParsedPacket = {
+ *   flags: BELT_F_L3, ethProto: 0x86dd, l4Proto: 47, srcAddr: addr, dstAddr: addr,
+ *   srcPort: 0, dstPort: 0, vlanOuter: 0,
+ * };
+ * console.log(ruleMatches(parseRule("ip6 proto 47"), gre, 2)); // true
+ * ```
  */
 export interface ParsedPacket {
   /** `BELT_F_*` status bits. */
@@ -364,7 +392,17 @@ export interface ParsedPacket {
   vlanOuter: number;
 }
 
-/** The whole `struct belt_packet` in camelCase, as {@linkcode beltPacket} decodes it. */
+/**
+ * The whole `struct belt_packet` in camelCase, as {@linkcode beltPacket} decodes it.
+ *
+ * @example
+ * ```ts
+ * import { beltPacket } from "@belt/belt";
+ * import type { BeltPacket } from "@belt/belt";
+ * const p: BeltPacket = beltPacket.unpack(new Uint8Array(80));
+ * console.log(p.ipVersion, p.srcAddr.length); // 0 16
+ * ```
+ */
 export interface BeltPacket extends ParsedPacket {
   /** Length the IP header states. */
   ipLen: number;
@@ -557,20 +595,20 @@ const HINT_PORT = "ports are numbers 0-65535, ranges are written LO-HI, e.g. 800
 const HINT_ADDR = "write an IPv4 or IPv6 address, e.g. 198.18.0.1 or fd00:beef::1";
 
 const SIDE_NAME = { src: "source", dst: "destination", any: "either-side" } as const;
-const ETH_WORDS: Record<string, number> = {
-  ip: ETH_IP,
-  ip4: ETH_IP,
-  ipv4: ETH_IP,
-  ip6: ETH_IPV6,
-  ipv6: ETH_IPV6,
-  arp: ETH_ARP,
-};
-const DIR_WORDS: Record<string, number> = {
-  in: BELT_DIR_IN,
-  inbound: BELT_DIR_IN,
-  out: BELT_DIR_OUT,
-  outbound: BELT_DIR_OUT,
-};
+const ETH_WORDS = new Map([
+  ["ip", ETH_IP],
+  ["ip4", ETH_IP],
+  ["ipv4", ETH_IP],
+  ["ip6", ETH_IPV6],
+  ["ipv6", ETH_IPV6],
+  ["arp", ETH_ARP],
+]);
+const DIR_WORDS = new Map([
+  ["in", BELT_DIR_IN],
+  ["inbound", BELT_DIR_IN],
+  ["out", BELT_DIR_OUT],
+  ["outbound", BELT_DIR_OUT],
+]);
 
 function emptyRule(text: string): Rule {
   return {
@@ -672,8 +710,9 @@ class RuleParser {
       this.#setEth(k === "icmp" ? ETH_IP : ETH_IPV6, term);
       return this.#setL4(k === "icmp" ? IPPROTO_ICMP : IPPROTO_ICMPV6, term);
     }
-    if (k in ETH_WORDS) return this.#setEth(ETH_WORDS[k]!, { text: t.word, col: t.col });
-    if (k in DIR_WORDS) return this.#setDir(DIR_WORDS[k]!, { text: t.word, col: t.col });
+    const eth = ETH_WORDS.get(k), dir = DIR_WORDS.get(k);
+    if (eth !== undefined) return this.#setEth(eth, { text: t.word, col: t.col });
+    if (dir !== undefined) return this.#setDir(dir, { text: t.word, col: t.col });
     switch (k) {
       case "vlan":
         return this.#vlanTerm(t);

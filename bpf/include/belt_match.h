@@ -59,7 +59,7 @@ static __always_inline __u64 belt_load_be64(const __u8 *p)
 	__u64 v;
 
 	__builtin_memcpy(&v, p, 8);
-	return __builtin_bswap64(v);
+	return bpf_be64_to_cpu(v);
 }
 
 /* The first `len` bits of addr equal prefix (whose other bits are zero). */
