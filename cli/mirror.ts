@@ -217,7 +217,7 @@ function report(
   );
   for (const c of collectors) {
     say(
-      `to ${c.to} VNI ${c.vni}: in ${c.packets_in} out ${c.packets_out} copies, ${c.bytes} bytes, ${c.failed} failed`,
+      `to ${c.to} VNI ${c.vni}: in ${c.packets_in} out ${c.packets_out} copies, ${c.bytes} bytes, ${c.failed} failed, ${c.cut} cut`,
     );
   }
   if (options.pcap) {

@@ -23,7 +23,13 @@ async function mirrorTopology(): Promise<Topology> {
       aAddrs: ["198.18.41.1/24", "fd00:beef::41:1/64"],
       bAddrs: ["198.18.41.2/24", "fd00:beef::41:2/64"],
     },
-    { a: "a", b: "c", aName: "eth1", aAddrs: ["198.18.42.1/24"], bAddrs: ["198.18.42.2/24"] },
+    {
+      a: "a",
+      b: "c",
+      aName: "eth1",
+      aAddrs: ["198.18.42.1/24", "fd00:beef::42:1/112"],
+      bAddrs: ["198.18.42.2/24", "fd00:beef::42:2/112"],
+    },
     { a: "a", b: "d", aName: "eth2", aAddrs: ["198.18.43.1/24"], bAddrs: ["198.18.43.2/24"] },
   ]);
 }
@@ -200,7 +206,7 @@ async function mirrorDuring(
   topo: Topology,
   args: string[],
   during: () => Promise<void>,
-): Promise<Record<string, number>> {
+): Promise<Record<string, number> & { collectors: Record<string, number>[] }> {
   const mirror = background(topo, "a", [...BELT, "mirror", "eth0", ...args, "--json"]);
   await mirror.waitFor(/mirroring/);
   await new Promise((r) => setTimeout(r, 200));
@@ -433,7 +439,12 @@ kernelTest(
     const dir = await Deno.makeTempDir({ prefix: "belt-mirror-" });
     try {
       const counter = background(topo, "a", [...BELT, "count", "eth0", "--priority", "10"]);
-      await new Promise((r) => setTimeout(r, 100));
+      ok(
+        await eventually(
+          () => withNetns(topo.ns("a"), () => listTcx("eth0", "egress").length === 1),
+          15000,
+        ),
+      );
       const stats = await mirrorDuring(
         topo,
         ["--priority", "20", "--pcap", `${dir}/m.pcapng`, "--filter", "icmp"],
@@ -459,6 +470,40 @@ kernelTest(
       equal(c.code, 0, c.stderr);
       ok(/icmp\s+4/.test(new TextDecoder().decode(c.stdout)), "count kept counting");
       equal(readPcapng(await Deno.readFile(`${dir}/m.pcapng`)).packets.length, 8);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+kernelTest(
+  "belt mirror to an IPv6 collector: copies too big for its path are cut to fit",
+  async () => {
+    await using topo = await mirrorTopology();
+    const dir = await Deno.makeTempDir({ prefix: "belt-mirror-" });
+    try {
+      const truth = await capture(topo, "a", "eth0", `${dir}/t.pcap`, ["icmp"]);
+      const atC = await vxlanSink(topo, "c", "fd00:beef::42:2", 5, `${dir}/c.pcap`);
+      const stats = await mirrorDuring(
+        topo,
+        ["--to", "[fd00:beef::42:2]", "--vni", "5", "--filter", "icmp"],
+        async () => {
+          await topo.run("a", ["ping", "-c", "2", "-i", "0.05", "-s", "1000", "198.18.41.2"]);
+          await topo.run("a", ["ping", "-c", "2", "-i", "0.05", "-s", "1472", "198.18.41.2"]);
+          await new Promise((r) => setTimeout(r, 300));
+        },
+      );
+      await truth.stop("SIGINT");
+      await atC.stop("SIGINT");
+      // Path MTU 1500 - 56 bytes of IPv6/UDP/VXLAN: inner frames of at most 1444 bytes.
+      const expected = readPcap(Deno.readFileSync(`${dir}/t.pcap`)).map((f) =>
+        f.data.slice(0, 1444)
+      );
+      const got = readPcap(Deno.readFileSync(`${dir}/c.pcap`)).map((f) => f.data);
+      equal(expected.length, 8);
+      assertSameFrames(expected, got, "small copies whole, big ones cut to 1444 bytes");
+      equal(stats.collectors[0].cut, 4);
+      equal(stats.collectors[0].failed, 0);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

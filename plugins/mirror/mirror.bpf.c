@@ -281,12 +281,21 @@ int mirror_tunnel(struct __sk_buff *skb)
 			cs->tunnel_failed++;
 		return TC_ACT_SHOT;
 	}
-	/* --snaplen counts the VLAN tag the VXLAN code will put back. */
+	/* --snaplen counts the VLAN tag the VXLAN code will put back; so does
+	 * max_len, the most an IPv6 collector's path takes unfragmented (the
+	 * kernel does not fragment locally sent IPv6 tunnel packets: an oversized
+	 * copy would be dropped, so it is cut to fit, as AWS does). */
 	limit = snaplen;
+	if (collectors[idx].max_len && (!limit || collectors[idx].max_len < limit))
+		limit = collectors[idx].max_len;
 	if (limit && skb->vlan_present)
 		limit = limit > 4 ? limit - 4 : 1;
-	if (limit && skb->len > limit && limit >= 14)
-		bpf_skb_change_tail(skb, limit, 0); /* on failure the copy goes whole */
+	if (limit && skb->len > limit && limit >= 14) {
+		/* On failure the copy goes whole. Trimming a GSO packet makes it one
+		 * packet: the first segment's headers and data. */
+		if (!bpf_skb_change_tail(skb, limit, 0) && cs)
+			cs->cut++;
+	}
 	if (cs) {
 		cs->packets++;
 		cs->bytes += skb->len + (skb->vlan_present ? 4 : 0);

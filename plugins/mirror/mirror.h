@@ -20,7 +20,10 @@ struct mirror_collector {
 	__u32 vni;      /* 20: VXLAN network identifier (24 bits) */
 	__u16 port;     /* 24: UDP destination port */
 	__u8  ipv6;     /* 26: 1 when addr is IPv6 */
-	__u8  pad[5];   /* 27 */
+	__u8  pad0;     /* 27 */
+	__u16 max_len;  /* 28: longest inner frame that fits the path MTU without
+	                 *     fragmentation (IPv6 collectors; 0: no limit) */
+	__u8  pad[2];   /* 30 */
 };
 
 /* Header of one copy in the `copies` ring buffer; cap_len frame bytes follow. */
@@ -54,6 +57,7 @@ struct mirror_collector_stats {
 	__u64 bytes;         /*  8: their length before encapsulation */
 	__u64 clone_failed;  /* 16: bpf_clone_redirect refused */
 	__u64 tunnel_failed; /* 24: tunnel key refused: copy dropped */
+	__u64 cut;           /* 32: copies cut to max_len or snaplen */
 };
 
 #endif /* MIRROR_H */

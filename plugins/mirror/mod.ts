@@ -60,8 +60,19 @@ export const mirrorCollector: StructCodec<{
   vni: number;
   port: number;
   ipv6: number;
+  pad0: undefined;
+  max_len: number;
   pad: undefined;
-}> = struct({ addr: bytes(16), ifindex: u32, vni: u32, port: u16, ipv6: u8, pad: pad(5) });
+}> = struct({
+  addr: bytes(16),
+  ifindex: u32,
+  vni: u32,
+  port: u16,
+  ipv6: u8,
+  pad0: pad(1),
+  max_len: u16,
+  pad: pad(2),
+});
 
 /**
  * struct mirror_record (plugins/mirror/mirror.h): the header of each copy in
@@ -131,7 +142,7 @@ export const mirrorStatsCodec: StructCodec<{
  * @example
  * ```ts
  * import { mirrorCollectorStats } from "@belt/belt";
- * console.log(mirrorCollectorStats.size); // 32
+ * console.log(mirrorCollectorStats.size); // 40
  * ```
  */
 export const mirrorCollectorStats: StructCodec<{
@@ -139,7 +150,8 @@ export const mirrorCollectorStats: StructCodec<{
   bytes: bigint;
   clone_failed: bigint;
   tunnel_failed: bigint;
-}> = struct({ packets: u64, bytes: u64, clone_failed: u64, tunnel_failed: u64 });
+  cut: bigint;
+}> = struct({ packets: u64, bytes: u64, clone_failed: u64, tunnel_failed: u64, cut: u64 });
 
 /** One VXLAN collector. */
 export interface Collector {
@@ -151,6 +163,12 @@ export interface Collector {
   vni: number;
   /** Interface index of belt's VXLAN device for its port (set on start). */
   ifindex?: number;
+  /**
+   * Longest inner frame that reaches it unfragmented (IPv6 collectors: the
+   * kernel does not fragment them, so longer copies are cut); 0 or absent:
+   * no limit (IPv4: the outer packet is fragmented).
+   */
+  maxLength?: number;
 }
 
 /** Validated options of the mirror plugin. */
@@ -283,6 +301,8 @@ function packCollectors(collectors: Collector[]): Uint8Array {
         vni: c.vni,
         port: c.port,
         ipv6: isMappedIpv4(addr) ? 0 : 1,
+        pad0: undefined,
+        max_len: c.maxLength ?? 0,
         pad: undefined,
       }),
       i * mirrorCollector.size,
@@ -305,6 +325,8 @@ export interface CollectorStats {
   bytes: bigint;
   /** Clones the kernel refused, and copies the tunnel refused. */
   failed: bigint;
+  /** Copies cut to fit (snaplen, or an IPv6 collector's path MTU). */
+  cut: bigint;
 }
 
 /** Counters of a running mirror (sums over CPUs). */
@@ -359,6 +381,7 @@ export function mirrorReport(obj: BpfObject, collectors: Collector[]): MirrorRep
         packets_out: out.packets,
         bytes: inn.bytes + out.bytes,
         failed: inn.clone_failed + out.clone_failed + inn.tunnel_failed + out.tunnel_failed,
+        cut: inn.cut + out.cut,
       };
     }),
   };
@@ -421,6 +444,35 @@ terminal, then prints stats (JSON with --json). belt's own VXLAN packets are
 never mirrored, even when a collector is reached through IFACE. A copy too
 big for the path to its collector is sent in outer IP fragments.`;
 
+/** VXLAN over IPv6: outer IPv6 (40) + UDP (8) + VXLAN (8) bytes around the inner frame. */
+const VXLAN6_OVERHEAD = 56;
+
+/**
+ * For an IPv6 collector, the longest inner frame whose VXLAN packet fits the
+ * MTU of the route to it (as `ip route get` reports it, in the calling
+ * thread's namespace); 0 for IPv4 collectors (outer fragments are fine).
+ */
+function unfragmentedLength(c: Collector): number {
+  if (isMappedIpv4(parseIp(c.address)!)) return 0;
+  const r = new Deno.Command("ip", {
+    args: ["-j", "-d", "route", "get", c.address],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  if (!r.success) return 0; // checked again by the kernel when sending
+  const route = JSON.parse(new TextDecoder().decode(r.stdout))[0] ?? {};
+  let mtu = Number(route.metrics?.find?.((m: Record<string, number>) => m.mtu)?.mtu ?? 0);
+  if (!mtu && route.dev) {
+    const link = new Deno.Command("ip", {
+      args: ["-j", "link", "show", "dev", route.dev],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    mtu = link.success ? Number(JSON.parse(new TextDecoder().decode(link.stdout))[0]?.mtu ?? 0) : 0;
+  }
+  return mtu > VXLAN6_OVERHEAD + 14 ? Math.min(mtu - VXLAN6_OVERHEAD, 65535) : 0;
+}
+
 function attachTunnel(obj: BpfObject, options: MirrorOptions): Link[] {
   const links: Link[] = [];
   const seen = new Set<number>();
@@ -469,7 +521,7 @@ export const mirror: Plugin<MirrorOptions> = definePlugin<MirrorOptions>({
           dev = openTunnelDevice(c.port);
           devices.set(c.port, dev);
         }
-        return { ...c, ifindex: dev.ifindex };
+        return { ...c, ifindex: dev.ifindex, maxLength: unfragmentedLength(c) };
       });
       return {
         options: { ...options, collectors },
