@@ -509,3 +509,38 @@ kernelTest(
     }
   },
 );
+
+kernelTest(
+  "belt mirror --pcap - feeds tshark through a pipe; with no output given it writes IFACE-<time>.pcapng",
+  async () => {
+    await using topo = await mirrorTopology();
+    const dir = await Deno.makeTempDir({ prefix: "belt-mirror-" });
+    try {
+      const cmd = [...BELT, "mirror", "eth0", "--duration", "3"].join(" ");
+      const piped = await topo.run("a", [
+        "bash",
+        "-c",
+        `(sleep 1.5; ping -c 2 -i 0.1 198.18.41.2 >/dev/null) & ${cmd} --pcap - 2>/dev/null | tshark -r - -T fields -e icmp.type; wait`,
+      ]);
+      deepEqual(piped.stdout.trim().split("\n").filter((t) => t === "8" || t === "0").sort(), [
+        "0",
+        "0",
+        "8",
+        "8",
+      ]);
+      const plain = await topo.run("a", [
+        "bash",
+        "-c",
+        `cd ${dir} && (sleep 1.5; ping -c 2 -i 0.1 198.18.41.2 >/dev/null) & cd ${dir} && ${cmd}; wait`,
+      ]);
+      ok(/mirroring eth0 \(both\) to eth0-.*\.pcapng/.test(plain.stderr), plain.stderr);
+      const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+      equal(files.length, 1);
+      ok(/^eth0-\d{4}-\d\d-\d\dT[\d-]+Z\.pcapng$/.test(files[0]!), files[0]);
+      const packets = readPcapng(Deno.readFileSync(`${dir}/${files[0]}`)).packets;
+      ok(packets.filter((p) => p.data[23] === 1).length >= 4, "the pings are in the file");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
