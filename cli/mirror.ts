@@ -2,7 +2,14 @@
 import { lookup } from "node:dns/promises";
 import { BeltError, interfaceIndex, monotonicToRealtimeNs, RingBuffer } from "../bpf/mod.ts";
 import type { TcMode } from "../bpf/mod.ts";
-import { mirror, MIRROR_HELP, mirrorRecord, mirrorReport, startPlugin } from "../plugins/mod.ts";
+import {
+  mirror,
+  MIRROR_HELP,
+  mirrorRecord,
+  mirrorReport,
+  splitHostPort,
+  startPlugin,
+} from "../plugins/mod.ts";
 import type { Collector, Direction, MirrorOptions, RunningPlugin } from "../plugins/mod.ts";
 import { PcapngWriter } from "../plugins/pcapng.ts";
 import { parseCommand } from "./args.ts";
@@ -90,13 +97,7 @@ export async function mirrorCommand(args: string[]): Promise<number> {
 
 /** `HOST[:PORT]` with HOST a name or address → `ADDR[:PORT]`. */
 async function resolveCollector(text: string): Promise<string> {
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  const hostPort = /^([^:]+):(\d+)$/.exec(text);
-  const [host, port] = bracket
-    ? [bracket[1]!, bracket[2]]
-    : hostPort
-    ? [hostPort[1]!, hostPort[2]]
-    : [text, undefined];
+  const [host, port] = splitHostPort(text);
   let address = host;
   if (!/^[\d.]+$/.test(host) && !host.includes(":")) {
     try {

@@ -27,6 +27,7 @@ export {
   mirrorReport,
   mirrorStatsCodec,
   parseCollector,
+  splitHostPort,
   VXLAN_PORT,
 } from "./mirror/mod.ts";
 export type {

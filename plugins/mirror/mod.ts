@@ -190,6 +190,23 @@ export interface MirrorOptions {
 }
 
 /**
+ * Splits `HOST`, `HOST:PORT` or `[IPV6]:PORT` into host and port text (no
+ * port: undefined); HOST may be a name.
+ *
+ * @example
+ * ```ts
+ * import { splitHostPort } from "@belt/belt";
+ * console.log(splitHostPort("[fd00:beef::2]:4790")); // ["fd00:beef::2", "4790"]
+ * ```
+ */
+export function splitHostPort(text: string): [string, string | undefined] {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (bracket) return [bracket[1]!, bracket[2]];
+  const hostPort = /^([^:]+):(\d+)$/.exec(text);
+  return hostPort ? [hostPort[1]!, hostPort[2]] : [text, undefined];
+}
+
+/**
  * Parses a collector as `--to` gives it: `ADDR`, `ADDR:PORT`, `[IPV6]:PORT`
  * (addresses only: resolve names first).
  *
@@ -200,13 +217,7 @@ export interface MirrorOptions {
  * ```
  */
 export function parseCollector(text: string, vni: number): Collector {
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  const v4 = /^([^:]+):(\d+)$/.exec(text);
-  const [host, portText] = bracket
-    ? [bracket[1]!, bracket[2]]
-    : v4
-    ? [v4[1]!, v4[2]]
-    : [text, undefined];
+  const [host, portText] = splitHostPort(text);
   if (!parseIp(host)) {
     throw new BeltError(`collector '${text}': '${host}' is not an IP address`, {
       hint: "give ADDR, ADDR:PORT or [IPV6]:PORT (the CLI resolves host names)",
