@@ -43,11 +43,6 @@ export async function collectCommand(args: string[]): Promise<number> {
   const path = values.pcap ?? `collect-${new Date().toISOString().replace(/[:.]/g, "-")}.pcapng`;
   const out = openPcapOutput(path);
   const say = path === "-" ? console.error : console.log;
-  const writer = new PcapngWriter(out, {
-    application: `belt ${VERSION}`,
-    closeSink: out !== Deno.stdout,
-  });
-  const collector = new VxlanCollector(writer);
   const socket = dgram.createSocket({
     type: address.includes(":") ? "udp6" : "udp4",
     recvBufferSize: 32 << 20,
@@ -61,8 +56,7 @@ export async function collectCommand(args: string[]): Promise<number> {
       });
     });
   } catch (e) {
-    writer.close();
-    if (path !== "-") Deno.removeSync(path);
+    out.discard();
     throw new BeltError(
       `cannot listen on ${values.listen ?? `[::]:${port}`}: ${(e as Error).message}`,
       {
@@ -70,6 +64,12 @@ export async function collectCommand(args: string[]): Promise<number> {
       },
     );
   }
+  out.begin();
+  const writer = new PcapngWriter(out.sink, {
+    application: `belt ${VERSION}`,
+    closeSink: out.sink !== Deno.stdout,
+  });
+  const collector = new VxlanCollector(writer);
   // Flushed once per second and at the end, not per datagram.
   socket.on("message", (msg: Uint8Array, rinfo: { address: string }) => {
     const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;

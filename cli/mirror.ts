@@ -70,8 +70,7 @@ export async function mirrorCommand(args: string[]): Promise<number> {
       tcMode: values["tc-mode"] as TcMode | undefined,
     });
   } catch (e) {
-    out?.close();
-    if (pcapPath && pcapPath !== "-") Deno.removeSync(pcapPath);
+    out?.discard();
     throw e;
   }
   try {
@@ -81,7 +80,8 @@ export async function mirrorCommand(args: string[]): Promise<number> {
     ];
     // On stderr even with --json: stdout carries only the results (or the pcap).
     console.error(`mirroring ${iface} (${values.direction ?? "both"}) to ${where.join(", ")}`);
-    const pcap = out ? startPcap(running, iface, out, options) : undefined;
+    out?.begin();
+    const pcap = out ? startPcap(running, iface, out.sink, options) : undefined;
     const reason = await untilStopped(
       duration,
       () => liveLine(iface, running, options),

@@ -17,14 +17,50 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-/** Opens where a pcapng stream goes: a file (created or truncated), or stdout for "-". */
-export function openPcapOutput(path: string): Deno.FsFile | typeof Deno.stdout {
-  if (path === "-") return Deno.stdout;
+/** Where a pcapng stream goes, and how to take it back if the command fails to start. */
+export interface PcapOutput {
+  /** The file, or stdout. */
+  sink: Deno.FsFile | typeof Deno.stdout;
+  /** Empties an existing file: call once the command has started, before writing. */
+  begin(): void;
+  /** Closes it; deletes the file only if openPcapOutput created it (never /dev/null or a user's file). */
+  discard(): void;
+}
+
+/**
+ * Opens where a pcapng stream goes: a file, or stdout for "-". An existing
+ * file is emptied only by begin(), so a command that fails to start leaves
+ * it as it was.
+ */
+export function openPcapOutput(path: string): PcapOutput {
+  if (path === "-") return { sink: Deno.stdout, begin() {}, discard() {} };
+  let created = true;
+  let file: Deno.FsFile;
   try {
-    return Deno.openSync(path, { write: true, create: true, truncate: true });
+    try {
+      file = Deno.openSync(path, { write: true, createNew: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      created = false;
+      file = Deno.openSync(path, { write: true });
+    }
   } catch (e) {
     throw new BeltError(`cannot write ${path}: ${(e as Error).message.split(":")[0]}`, {
       hint: "give a writable path with --pcap, or - for stdout",
     });
   }
+  return {
+    sink: file,
+    begin() {
+      if (!created) file.truncateSync(0);
+    },
+    discard() {
+      try {
+        file.close();
+      } catch {
+        // already closed by the writer
+      }
+      if (created) Deno.removeSync(path);
+    },
+  };
 }

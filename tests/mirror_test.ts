@@ -544,3 +544,44 @@ kernelTest(
     }
   },
 );
+
+kernelTest(
+  "belt collect refuses bad input in one line and never deletes a file it did not create",
+  async () => {
+    await using topo = await mirrorTopology();
+    const dir = await Deno.makeTempDir({ prefix: "belt-collect-" });
+    try {
+      const holder = background(topo, "d", [
+        ...BELT,
+        "collect",
+        "--listen",
+        "198.18.43.2:4789",
+        "--pcap",
+        `${dir}/holder.pcapng`,
+      ]);
+      await holder.waitFor(/collecting/);
+      const mine = `${dir}/mine.pcapng`;
+      await Deno.writeTextFile(mine, "a file of the user's");
+      const cases: [string[], RegExp][] = [
+        [["--listen", "nonsense"], /--listen 'nonsense': give ADDR:PORT/],
+        [["--listen", "198.18.43.2:4789", "--pcap", mine], /cannot listen on 198.18.43.2:4789/],
+        [["--listen", "198.18.43.2:4789", "--pcap", `${dir}/new.pcapng`], /cannot listen/],
+        [["--pcap", "/proc/belt-cannot-write.pcapng"], /cannot write/],
+        [["stray"], /unexpected argument 'stray'/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await topo.run("d", [...BELT, "collect", ...args], false);
+        ok(r.code !== 0, `${args.join(" ")}: exit ${r.code}`);
+        const lines = r.stderr.trim().split("\n");
+        equal(lines.length, 1, `one line for ${args.join(" ")}: ${r.stderr}`);
+        ok(message.test(lines[0]!), `${args.join(" ")}: ${lines[0]}`);
+      }
+      // The existing file is kept (truncated, as tcpdump -w does); the one belt made is gone.
+      ok(Deno.statSync(mine).isFile);
+      ok(![...Deno.readDirSync(dir)].some((e) => e.name === "new.pcapng"));
+      equal((await holder.stop()).code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
