@@ -166,7 +166,8 @@ function startPcap(
   const loop = (async () => {
     while (!stopping) {
       if (ring.consume(write)) writer.flush();
-      else await ring.ready(200);
+      // The kernel wakes us only when 256 KiB are queued: poll for the rest.
+      else await ring.ready(50);
     }
     ring.consume(write); // what arrived before the programs were detached
     writer.close();

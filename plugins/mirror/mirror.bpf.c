@@ -71,6 +71,9 @@ struct {
 	__type(value, struct mirror_copy);
 } staging SEC(".maps");
 
+/* Queued bytes that make the ring buffer wake its reader (see copy_to_ring). */
+#define MIRROR_WAKE_BYTES (256 << 10)
+
 /* Headers the filters and the own-tunnel check read must be linear. */
 #define MIRROR_PULL 128
 
@@ -126,6 +129,7 @@ static __always_inline void copy_to_ring(struct __sk_buff *skb, __u8 dir, __u32 
 	__u32 zero = 0;
 	struct mirror_copy *buf = bpf_map_lookup_elem(&staging, &zero);
 	__u64 cap = wire;
+	__u64 wake;
 	int tagged = skb->vlan_present;
 
 	if (!buf)
@@ -166,7 +170,12 @@ static __always_inline void copy_to_ring(struct __sk_buff *skb, __u8 dir, __u32 
 		if (bpf_skb_load_bytes(skb, 0, buf->data, cap))
 			return;
 	}
-	if (bpf_ringbuf_output(&copies, buf, sizeof(buf->rec) + cap, 0)) {
+	/* Waking the reader per copy costs an interrupt each; wake it only once
+	 * enough is queued, and let it poll on a short timer for the rest. */
+	wake = bpf_ringbuf_query(&copies, BPF_RB_AVAIL_DATA) >= MIRROR_WAKE_BYTES ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&copies, buf, sizeof(buf->rec) + cap, wake)) {
 		st->pcap_lost++;
 		return;
 	}
