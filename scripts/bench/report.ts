@@ -7,6 +7,8 @@ import type { MapResult } from "./map_bench.ts";
 import type { LiveRound, RingResult } from "./ringbuf_bench.ts";
 import type { ColdResult } from "./cold_start.ts";
 import { median, ms, nsPerOp, rate, ratio } from "./stats.ts";
+import type { MirrorResult } from "./mirror_bench.ts";
+import { mirrorSection, mirrorSummary } from "./mirror_report.ts";
 
 /** Where and when the bench ran. */
 export interface Machine {
@@ -25,6 +27,8 @@ export interface Results {
   map: MapResult;
   ring: RingResult;
   cold: ColdResult;
+  /** Section 4 (scripts/bench/mirror_bench.ts). */
+  mirror?: MirrorResult;
   seconds: number;
 }
 
@@ -325,14 +329,16 @@ ${
     )
   }
 
-Cold start has no target; it is reported in section 3.
+Cold start has no target; it is reported in section 3.${
+    r.mirror ? " The mirror's targets are in section 4." : ""
+  }
 
 ${mapSection(r.map)}
 
 ${ringSection(r.ring)}
 
 ${coldSection(r.cold)}
-${analysis ? `\n${analysis}\n` : ""}`;
+${r.mirror ? `\n${mirrorSection(r.mirror)}\n` : ""}${analysis ? `\n${analysis}\n` : ""}`;
 }
 
 /** A few lines for the terminal. */
@@ -345,5 +351,6 @@ export function summary(r: Results): string {
       ratio(r.cold.bpftool / r.cold.beltAttached)
     })`,
   );
+  if (r.mirror) lines.push(mirrorSummary(r.mirror));
   return lines.join("\n");
 }

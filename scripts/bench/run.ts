@@ -2,10 +2,12 @@
  * belt's benchmarks, each side by side with a peer in the same run:
  *   1. map lookup/update from Deno vs a C loop on libbpf (same pinned map);
  *   2. ring buffer drain into `for await` vs a libbpf consumer, and loss at ~100k/s;
- *   3. cold start: `deno run` to an attached XDP program vs bpftool.
+ *   3. cold start: `deno run` to an attached XDP program vs bpftool;
+ *   4. `belt mirror` vs nftables `dup` and tcpdump (mirror_bench.ts).
  * Writes docs/benchmarks.md. Needs root (loads programs, pins, namespaces).
  *
  *   deno task bench
+ *   deno run -A scripts/bench/run.ts --only mirror   # section 4 only, the rest of the page kept
  */
 import { BpfObject, kernelRelease } from "../../bpf/mod.ts";
 import { measureDlopen, measureJsCosts } from "./costs.ts";
@@ -20,6 +22,8 @@ import { analysis } from "./analysis.ts";
 import { markdown, summary } from "./report.ts";
 import type { Machine } from "./report.ts";
 import { killChildren, run } from "./proc.ts";
+import { mirrorBench } from "./mirror_bench.ts";
+import { mirrorSection, mirrorSummary, replaceMirrorSection } from "./mirror_report.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const OUTPUT = `${root}docs/benchmarks.md`;
@@ -44,11 +48,41 @@ async function machine(loadAverage: string): Promise<Machine> {
   };
 }
 
+/** `--only mirror`: section 4 alone. */
+function onlyMirror(args: string[]): boolean {
+  const only = args.flatMap((a, i) =>
+    a === "--only" ? [args[i + 1] ?? ""] : a.startsWith("--only=") ? [a.slice(7)] : []
+  );
+  const unknown = args.filter((a, i) =>
+    a !== "--only" && !a.startsWith("--only=") && args[i - 1] !== "--only"
+  );
+  if (unknown.length || only.some((o) => o !== "mirror")) {
+    console.error("usage: deno run -A scripts/bench/run.ts [--only mirror]");
+    Deno.exit(2);
+  }
+  return only.length > 0;
+}
+
+/** Section 4 only: the rest of docs/benchmarks.md stays as it is. */
+async function mirrorOnly(): Promise<void> {
+  cleanupOnSignals();
+  onCleanupFirst("stop helper processes", killChildren);
+  const tmp = await Deno.makeTempDir({ prefix: "belt-bench-" });
+  onCleanup(`remove ${tmp}`, () => Deno.remove(tmp, { recursive: true }));
+  const mirror = await mirrorBench(tmp, step);
+  const page = await Deno.readTextFile(OUTPUT).catch(() => "# Benchmarks\n");
+  await Deno.writeTextFile(OUTPUT, replaceMirrorSection(page, mirrorSection(mirror)));
+  await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
+  console.log(mirrorSummary(mirror));
+  console.log(`wrote section 4 of ${OUTPUT}`);
+}
+
 async function main(): Promise<void> {
   if (Deno.uid() !== 0) {
     console.error("the bench loads eBPF programs, pins and creates namespaces: run it as root");
     Deno.exit(1);
   }
+  if (onlyMirror(Deno.args)) return await mirrorOnly();
   const dlopen = measureDlopen(); // first: nothing may have opened libbpf yet
   const started = performance.now();
   const loadAverage = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
@@ -64,13 +98,15 @@ async function main(): Promise<void> {
   obj.load();
   const pins = pinBenchObject(obj, dir);
 
-  step("1/3 map lookup and update (about 10 s)");
+  step("1/4 map lookup and update (about 10 s)");
   const map = await mapBench(obj, pins.values, built.mapOps);
-  step("2/3 ring buffer (about 60 s)");
+  step("2/4 ring buffer (about 60 s)");
   const ring = await ringBench(obj, pins, built);
-  step("3/3 cold start (about 5 s)");
+  step("3/4 cold start (about 5 s)");
   const ns = await createNetns();
   const cold = await coldStart(ns, built.xdpCountObject, dir);
+  step("4/4 mirror (about 90 s)");
+  const mirror = await mirrorBench(tmp, step);
   step("unit costs");
   const costs = { ...dlopen, ...(await measureJsCosts()) };
 
@@ -79,6 +115,7 @@ async function main(): Promise<void> {
     map,
     ring,
     cold,
+    mirror,
     seconds: (performance.now() - started) / 1000,
   };
   await Deno.writeTextFile(OUTPUT, markdown(results, analysis(results, costs)));
