@@ -12,6 +12,8 @@ import { BpfObject, bytes, struct, u16, u32, u8 } from "../bpf/mod.ts";
 import type { Decoded } from "../bpf/mod.ts";
 import { packetCursorObject } from "./bpf/packet_cursor.bpf.ts";
 import { kernelTest } from "./harness/kernel.ts";
+import { cat, hex, n16, n32 } from "./harness/frames.ts";
+import type { Bytes, Part } from "./harness/frames.ts";
 
 // ---------------------------------------------------------------------------------------------
 // struct belt_packet
@@ -70,7 +72,6 @@ const L3_FIELDS = words(`ip_len l4_off frag_off src_addr dst_addr frag_id src_po
   ip_version l4_proto l4_hdr_len tcp_flags icmp_type icmp_code ttl`) as Field[];
 const L4_FIELDS = words(`src_port dst_port l4_hdr_len tcp_flags icmp_type icmp_code`) as Field[];
 
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const flagNames = (f: number) => FLAG_NAMES.filter((_, i) => f >> i & 1).join("|") || "0";
 const sameBytes = (a: Uint8Array, b: Uint8Array) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
@@ -93,20 +94,6 @@ function show(p: BeltPacket): Record<string, string | number> {
 // ---------------------------------------------------------------------------------------------
 // Frame builders (wire order). IPv4 checksums stay 0: neither belt_parse nor the test run checks.
 
-type Bytes = Uint8Array<ArrayBuffer>;
-type Part = Uint8Array | readonly number[];
-
-function cat(...parts: Part[]): Bytes {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-const n16 = (x: number) => [(x >>> 8) & 0xff, x & 0xff];
-const n32 = (x: number) => [...n16(x >>> 16), ...n16(x)];
 const zeros = (n: number) => new Uint8Array(n);
 const text = (s: string) => new TextEncoder().encode(s);
 

@@ -38,25 +38,11 @@ import {
 import type { ParsedPacket, Rule } from "../plugins/rules.ts";
 import { matchRuleObject } from "./bpf/match_rule.bpf.ts";
 import { kernelTest } from "./harness/kernel.ts";
+import { cat, hex, n16, n32 } from "./harness/frames.ts";
+import type { Bytes } from "./harness/frames.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-type Bytes = Uint8Array<ArrayBuffer>;
-type Part = Uint8Array | readonly number[];
-
-function cat(...parts: Part[]): Bytes {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-const n16 = (x: number) => [(x >>> 8) & 0xff, x & 0xff];
-const n32 = (x: number) => [...n16(x >>> 16), ...n16(x)];
-const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /** 16-byte form of an IPv4 address: ::ffff:a.b.c.d. */
 const v4 = (s: string) => cat(new Uint8Array(10), [0xff, 0xff], s.split(".").map(Number));

@@ -59,6 +59,27 @@ export function spontaneous(frame: Uint8Array): boolean {
   return next === 0 /* hop-by-hop: MLD */ || (next === 58 && frame[54] === 133);
 }
 
+/** Bytes built by the frame helpers. */
+export type Bytes = Uint8Array<ArrayBuffer>;
+/** What cat() joins: bytes or a list of byte values. */
+export type Part = Uint8Array | readonly number[];
+
+/** Concatenates byte arrays and number lists into one frame. */
+export function cat(...parts: Part[]): Bytes {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** A 16-bit number in network order. */
+export const n16 = (x: number): number[] => [(x >>> 8) & 0xff, x & 0xff];
+/** A 32-bit number in network order. */
+export const n32 = (x: number): number[] => [...n16(x >>> 16), ...n16(x)];
+
 /** Hex of a frame, to compare multisets of frames. */
 export function hex(frame: Uint8Array): string {
   return Array.from(frame, (b) => b.toString(16).padStart(2, "0")).join("");
