@@ -284,7 +284,17 @@ kernelTest("belt mirror --filter, --sample and --snaplen do what they say", asyn
     const truth = await capture(topo, "a", "eth0", `${dir}/t.pcap`);
     const f = await mirrorDuring(
       topo,
-      ["--pcap", `${dir}/f.pcapng`, "--filter", "udp dport 9999", "--filter", "arp"],
+      [
+        "--pcap",
+        `${dir}/f.pcapng`,
+        "--filter",
+        "udp dport 9999",
+        "--filter",
+        "arp",
+        // Tagged both ways: into a the tag is in skb metadata, out of a in the data.
+        "--filter",
+        "vlan 100 and udp",
+      ],
       () => traffic(topo),
     );
     await truth.stop("SIGINT");
@@ -292,8 +302,11 @@ kernelTest("belt mirror --filter, --sample and --snaplen do what they say", asyn
     const isArp = (x: Uint8Array) => x[12] === 0x08 && x[13] === 0x06;
     const isUdp9999 = (x: Uint8Array) =>
       x[12] === 0x08 && x[13] === 0x00 && x[23] === 17 && ((x[36]! << 8) | x[37]!) === 9999;
-    const wanted = all.filter((x) => isArp(x) || isUdp9999(x));
+    const isVlan100 = (x: Uint8Array) =>
+      x[12] === 0x81 && x[13] === 0x00 && (((x[14]! << 8) | x[15]!) & 0xfff) === 100;
+    const wanted = all.filter((x) => isArp(x) || isUdp9999(x) || isVlan100(x));
     ok(wanted.length >= 22, `${wanted.length} matching frames`);
+    equal(wanted.filter(isVlan100).length, 3, "tagged frames in and out");
     const kept = readPcapng(Deno.readFileSync(`${dir}/f.pcapng`)).packets.map((p) => p.data);
     assertSameFrames(wanted, kept, "exactly the matching frames");
     equal(f.filtered + f.mirrored_in + f.mirrored_out, f.packets_in + f.packets_out);

@@ -18,7 +18,7 @@
  *
  * VLAN offload: a tag the NIC or stack has stripped (skb->vlan_tci in TC,
  * hardware stripping before XDP) is not in the packet data, so it is not
- * seen here.
+ * seen here; in TC, belt_skb_vlan() adds it back to the result.
  */
 #ifndef BELT_PACKET_H
 #define BELT_PACKET_H
@@ -418,6 +418,21 @@ static __always_inline __u32 belt_parse(struct belt_cursor *c, struct belt_packe
 	if (l4 >= 0)
 		belt_parse_l4(c, pkt, l4, pkt->ip_version == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 	return pkt->flags;
+}
+
+/* TC only: the stack moves a frame's outer VLAN tag out of the packet data
+ * into skb->vlan_tci before TC runs, so belt_parse() does not see it. Call
+ * this after belt_parse() to make *pkt describe the frame as it was on the
+ * wire: the metadata tag becomes the outer one, a tag parsed from the data
+ * the inner one. */
+static __always_inline void belt_skb_vlan(struct belt_packet *pkt, const struct __sk_buff *skb)
+{
+	if (!skb->vlan_present)
+		return;
+	pkt->vlan_inner = pkt->vlan_outer;
+	pkt->vlan_outer = skb->vlan_tci & 0x0fff;
+	pkt->flags |= BELT_F_VLAN | (pkt->vlan_count ? BELT_F_QINQ : 0);
+	pkt->vlan_count += 1;
 }
 
 #endif /* BELT_PACKET_H */

@@ -203,11 +203,7 @@ static __always_inline int mirror(struct __sk_buff *skb, __u8 dir)
 			bpf_skb_pull_data(skb, want); /* makes headers linear; contents unchanged */
 		belt_cursor_init_skb(&c, skb);
 		belt_parse(&c, &pkt);
-		if (skb->vlan_present) { /* the outer tag lives in skb metadata */
-			pkt.vlan_inner = pkt.vlan_outer;
-			pkt.vlan_outer = skb->vlan_tci & 0x0fff;
-			pkt.flags |= BELT_F_VLAN;
-		}
+		belt_skb_vlan(&pkt, skb); /* the outer tag lives in skb metadata */
 		if (own_tunnel(&pkt)) {
 			st->own_tunnel++;
 			return BELT_NEXT;
