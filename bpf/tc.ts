@@ -306,7 +306,7 @@ function releaseQdisc(ifindex: number, key: string): void {
   if (ourQdiscs.get(key) !== 0) return;
   ourQdiscs.delete(key);
   // Another belt process, or another tool, may have put filters on it since.
-  if (hasFilters(interfaceName(ifindex))) return;
+  if (hasTcFilters(interfaceName(ifindex))) return;
   libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
 }
 
@@ -384,14 +384,23 @@ export function removeStaleFilters(
       (r) => !stale.some((x) => x.priority === r.priority && x.pid === r.pid),
     );
   }
-  if (createdQdisc && !hasFilters(interfaceName(ifindex))) {
+  if (createdQdisc && !hasTcFilters(interfaceName(ifindex))) {
     libbpf().bpf_tc_hook_destroy(tcHook(ifindex, TC_INGRESS | TC_EGRESS));
   }
   return removed;
 }
 
-/** Whether any filter (anyone's) is on the interface's clsact hooks. */
-function hasFilters(iface: string): boolean {
+/**
+ * Whether any filter (anyone's) is on the interface's clsact hooks; true
+ * when `tc` cannot tell (the caller then keeps what it would remove).
+ *
+ * @example
+ * ```ts ignore
+ * import { hasTcFilters } from "@belt/belt/bpf";
+ * console.log(hasTcFilters("eth0")); // false
+ * ```
+ */
+export function hasTcFilters(iface: string): boolean {
   for (const direction of ["ingress", "egress"]) {
     const out = new Deno.Command("tc", {
       args: ["filter", "show", "dev", iface, direction],

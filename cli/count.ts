@@ -50,6 +50,7 @@ export async function countCommand(args: string[]): Promise<number> {
       const s = running.stats();
       return `${iface}: in ${s.packets_in} pkts ${s.bytes_in} B · out ${s.packets_out} pkts ${s.bytes_out} B`;
     }, interfacesGone([iface]));
+    running.detach(); // nothing counts after the table is read
     print(countRows(running.object), values.json ?? false);
     return stopCode(reason);
   } finally {

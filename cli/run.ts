@@ -91,6 +91,7 @@ export async function runCommand(args: string[]): Promise<number> {
         running.map((r) => `${r.plugin.name}@${r.iface}:${r.priority} ${summary(r)}`).join(" · "),
       interfacesGone([...new Set(running.map((r) => r.iface))]),
     );
+    for (const r of running) r.detach(); // final stats: nothing changes them any more
     const rows = running.map((r) => ({
       iface: r.iface,
       plugin: r.plugin.name,

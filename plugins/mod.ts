@@ -17,6 +17,7 @@ export type { ChainEntry } from "./chain.ts";
 export { count, COUNT_HELP, countKey, countRows, countValue } from "./count/mod.ts";
 export type { CountRow } from "./count/mod.ts";
 export {
+  collectorLabel,
   mirror,
   MIRROR_HELP,
   MIRROR_LIMITS,
@@ -40,6 +41,7 @@ export type {
 export { VXLAN_HEADER, VxlanCollector, vxlanVni } from "./mirror/collect.ts";
 export type { SenderStats } from "./mirror/collect.ts";
 export { openTunnelDevice, removeIdleTunnelDevices } from "./mirror/vxlan.ts";
+export { routeTo } from "./mirror/iproute.ts";
 export type { TunnelDevice } from "./mirror/vxlan.ts";
 export { formatIp, isMappedIpv4, parseIp } from "./addr.ts";
 export { beltRule, formatRule, packRules, parseRule, ruleMatches } from "./rules.ts";

@@ -100,7 +100,8 @@ function wanted(hook: Hook, direction: Direction): boolean {
 }
 
 /**
- * A plugin attached to an interface. `close()` detaches it.
+ * A plugin attached to an interface. `close()` detaches it (`detach()` first
+ * to read final stats).
  *
  * @example
  * ```ts ignore
@@ -122,6 +123,7 @@ export class RunningPlugin implements Disposable {
   readonly links: readonly Link[];
 
   readonly #specs: ProgramSpec[];
+  readonly #extra: Link[];
   #pinDir: string | undefined;
 
   /** Made by {@linkcode startPlugin}; `specs[i]` is what `links[i]` attached. */
@@ -132,8 +134,10 @@ export class RunningPlugin implements Disposable {
     object: BpfObject,
     links: Link[],
     specs: ProgramSpec[],
+    extra: Link[] = [],
   ) {
     this.#specs = specs;
+    this.#extra = extra;
     this.plugin = plugin;
     this.iface = iface;
     this.priority = priority;
@@ -234,6 +238,15 @@ export class RunningPlugin implements Disposable {
     return this.plugin.stats?.(this.object) ?? {};
   }
 
+  /**
+   * Detaches every program (chain first, then the plugin's extra
+   * attachments) but keeps the maps readable, so final stats are read when
+   * nothing can change them any more; close() still unloads. Idempotent.
+   */
+  detach(): void {
+    for (const link of [...this.links, ...this.#extra]) link.close();
+  }
+
   /** Detaches and unloads. Idempotent. */
   close(): void {
     this.object.close();
@@ -327,8 +340,8 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
         owner: plugin.name,
       });
     });
-    plugin.attachExtra?.(obj, options, iface);
-    return new RunningPlugin(plugin as Plugin<unknown>, iface, priority, obj, links, specs);
+    const extra = plugin.attachExtra?.(obj, options, iface) ?? [];
+    return new RunningPlugin(plugin as Plugin<unknown>, iface, priority, obj, links, specs, extra);
   } catch (e) {
     obj.close(); // detaches whatever was attached before the failure
     throw e;

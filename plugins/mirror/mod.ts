@@ -15,6 +15,7 @@ import { packRules, parseRule } from "../rules.ts";
 import type { Rule } from "../rules.ts";
 import { mirrorObject } from "./mirror.bpf.ts";
 import { openTunnelDevice } from "./vxlan.ts";
+import { routeTo } from "./iproute.ts";
 
 /**
  * Limits of plugins/mirror/mirror.h.
@@ -322,6 +323,19 @@ function packCollectors(collectors: Collector[]): Uint8Array {
   return out;
 }
 
+/**
+ * A collector as `ADDR:PORT` (`[IPV6]:PORT`), for messages and stats.
+ *
+ * @example
+ * ```ts
+ * import { collectorLabel } from "@belt/belt";
+ * console.log(collectorLabel({ address: "fd00:beef::2", port: 4789, vni: 0 })); // "[fd00:beef::2]:4789"
+ * ```
+ */
+export function collectorLabel(c: Collector): string {
+  return c.address.includes(":") ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`;
+}
+
 /** Per-collector counters. */
 export interface CollectorStats {
   /** `ADDR:PORT`. */
@@ -386,7 +400,7 @@ export function mirrorReport(obj: BpfObject, collectors: Collector[]): MirrorRep
       const inn = cs.getSum(i * 2)!;
       const out = cs.getSum(i * 2 + 1)!;
       return {
-        to: c.address.includes(":") ? `[${c.address}]:${c.port}` : `${c.address}:${c.port}`,
+        to: collectorLabel(c),
         vni: c.vni,
         packets_in: inn.packets,
         packets_out: out.packets,
@@ -465,21 +479,11 @@ const VXLAN6_OVERHEAD = 56;
  */
 function unfragmentedLength(c: Collector): number {
   if (isMappedIpv4(parseIp(c.address)!)) return 0;
-  const r = new Deno.Command("ip", {
-    args: ["-j", "-d", "route", "get", c.address],
-    stdout: "piped",
-    stderr: "null",
-  }).outputSync();
-  if (!r.success) return 0; // checked again by the kernel when sending
-  const route = JSON.parse(new TextDecoder().decode(r.stdout))[0] ?? {};
-  let mtu = Number(route.metrics?.find?.((m: Record<string, number>) => m.mtu)?.mtu ?? 0);
-  if (!mtu && route.dev) {
-    const link = new Deno.Command("ip", {
-      args: ["-j", "link", "show", "dev", route.dev],
-      stdout: "piped",
-      stderr: "null",
-    }).outputSync();
-    mtu = link.success ? Number(JSON.parse(new TextDecoder().decode(link.stdout))[0]?.mtu ?? 0) : 0;
+  let mtu = 0;
+  try {
+    mtu = routeTo(c.address).mtu;
+  } catch {
+    return 0; // no route now: the kernel refuses the copies when sending
   }
   return mtu > VXLAN6_OVERHEAD + 14 ? Math.min(mtu - VXLAN6_OVERHEAD, 65535) : 0;
 }

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { BeltError, interfaceIndex, listInterfaces, listTcx } from "../../bpf/mod.ts";
+import { BeltError, hasTcFilters, interfaceIndex, listInterfaces, listTcx } from "../../bpf/mod.ts";
+import { ip } from "./iproute.ts";
 
 /** A belt VXLAN device in use by one mirror. */
 export interface TunnelDevice {
@@ -22,29 +23,14 @@ export interface TunnelDevice {
   close(): void;
 }
 
-function ip(args: string[]): { ok: boolean; out: string; err: string } {
-  // Synchronous, so it runs in the network namespace of the calling thread.
-  const r = new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).outputSync();
-  const dec = new TextDecoder();
-  return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr).trim() };
-}
-
 function exists(name: string): boolean {
   return listInterfaces().some(([, n]) => n === name);
 }
 
 /** Whether any TC program (TCX or cls_bpf, anyone's) is attached to `name`. */
 function inUse(name: string): boolean {
-  if (listTcx(name, "egress").length || listTcx(name, "ingress").length) return true;
-  for (const direction of ["ingress", "egress"]) {
-    const r = new Deno.Command("tc", {
-      args: ["filter", "show", "dev", name, direction],
-      stdout: "piped",
-      stderr: "null",
-    }).outputSync();
-    if (new TextDecoder().decode(r.stdout).trim()) return true;
-  }
-  return false;
+  return listTcx(name, "egress").length > 0 || listTcx(name, "ingress").length > 0 ||
+    hasTcFilters(name);
 }
 
 function describe(name: string): { external: boolean; port: number } | undefined {
