@@ -185,10 +185,17 @@ export function bytes(n: number): Codec<Uint8Array> {
   return {
     size: n,
     align: 1,
-    read: (v, o) => new Uint8Array(v.buffer.slice(v.byteOffset + o, v.byteOffset + o + n)),
+    // Byte loops rather than views and slices: small typed arrays live on
+    // V8's heap, while every view or ArrayBuffer made here would cost an
+    // allocation outside it (tens of times slower for 100k-entry batches).
+    read: (v, o) => {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) out[i] = v.getUint8(o + i);
+      return out;
+    },
     write: (v, o, x) => {
       if (x.length > n) throw new BeltError(`${x.length} bytes do not fit a ${n}-byte field`);
-      new Uint8Array(v.buffer, v.byteOffset + o, n).fill(0).set(x);
+      for (let i = 0; i < n; i++) v.setUint8(o + i, i < x.length ? x[i]! : 0);
     },
   };
 }
@@ -231,7 +238,9 @@ export function pad(n: number): Codec<undefined> {
     size: n,
     align: 1,
     read: () => undefined,
-    write: (v, o) => new Uint8Array(v.buffer, v.byteOffset + o, n).fill(0),
+    write: (v, o) => {
+      for (let i = 0; i < n; i++) v.setUint8(o + i, 0);
+    },
   };
 }
 

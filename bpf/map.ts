@@ -278,6 +278,16 @@ export class TypedMap<K, V> {
     this.#valueView = new DataView(this.#valueBuf.buffer);
   }
 
+  /** Capacity (max_entries). */
+  get maxEntries(): number {
+    return this.#maxEntries;
+  }
+
+  /** The map's kernel id: the same for every fd of one map, in any process. */
+  get id(): number {
+    return objectInfo(this.#fdOf(), 96).getUint32(4, true); // bpf_map_info.id
+  }
+
   #encodeKey(key: K): Uint8Array<ArrayBuffer> {
     this.#key.write(this.#keyView, 0, key);
     return this.#keyBuf;
@@ -357,6 +367,14 @@ export class TypedMap<K, V> {
     return true;
   }
 
+  /** Deletes the entry whose key is given as raw bytes; false when there was none. */
+  deleteRaw(key: Uint8Array<ArrayBuffer>): boolean {
+    const rc = libbpf().bpf_map_delete_elem(this.#fdOf(), key);
+    if (rc === -ENOENT) return false;
+    if (rc < 0) throw this.#fail("delete from", -rc);
+    return true;
+  }
+
   /** Iterates the keys (a snapshot walk; concurrent changes may skip or repeat). */
   *keys(): Generator<K> {
     let prev: Uint8Array<ArrayBuffer> | null = null;
@@ -423,9 +441,81 @@ export class TypedMap<K, V> {
     }
   }
 
-  /** Reads every entry with BPF_MAP_LOOKUP_BATCH (per-CPU values summed). */
-  getBatch(chunk = 4096): [K, V][] {
+  /**
+   * Writes `count` entries given as raw bytes (keys back to back, values
+   * back to back in the kernel's layout: for per-CPU maps, every CPU's
+   * value, each rounded up to 8 bytes) with BPF_MAP_UPDATE_BATCH. For
+   * callers that encode large batches themselves.
+   */
+  setBatchRaw(keys: Uint8Array<ArrayBuffer>, values: Uint8Array<ArrayBuffer>, chunk = 65536): void {
+    const total = keys.length / this.#key.size;
+    if (!Number.isInteger(total) || values.length !== total * this.#valueBytes) {
+      throw new BeltError(`map '${this.#name}': raw batch of ${keys.length} key and ${values.length} value bytes does not hold whole entries`);
+    }
+    for (let start = 0; start < total; start += chunk) {
+      const n = Math.min(chunk, total - start);
+      const k = keys.subarray(start * this.#key.size, (start + n) * this.#key.size);
+      const v = values.subarray(start * this.#valueBytes, (start + n) * this.#valueBytes);
+      const count = new Uint32Array([n]);
+      const rc = libbpf().bpf_map_update_batch(this.#fdOf(), k, v, new Uint8Array(count.buffer), batchOpts());
+      if (rc === -22 || rc === -95 || rc === -524) {
+        for (let i = 0; i < n; i++) {
+          const one = libbpf().bpf_map_update_elem(
+            this.#fdOf(),
+            k.subarray(i * this.#key.size, (i + 1) * this.#key.size),
+            v.subarray(i * this.#valueBytes, (i + 1) * this.#valueBytes),
+            0n,
+          );
+          if (one < 0) throw this.#fail("update", -one);
+        }
+      } else if (rc < 0) {
+        throw this.#fail(`batch update (${count[0]} of ${n} done) of`, -rc);
+      }
+    }
+  }
+
+  /** Bytes of one value as the syscall sees it (all CPUs' for per-CPU maps). */
+  get valueBytes(): number {
+    return this.#valueBytes;
+  }
+
+  /**
+   * Reads every entry with BPF_MAP_LOOKUP_BATCH (per-CPU values summed).
+   * `keep`, if given, sees each entry's raw bytes first (the key at
+   * `keyOffset` of `keys`, CPU 0's value at `valueOffset` of `values`):
+   * entries it refuses are not decoded, which keeps reading a large, mostly
+   * empty array cheap.
+   */
+  getBatch(
+    chunk = 4096,
+    keep?: (keys: DataView, keyOffset: number, values: DataView, valueOffset: number) => boolean,
+  ): [K, V][] {
     const out: [K, V][] = [];
+    const whole = this.scanBatch((kv, ko, vv, vo) => {
+      if (keep && !keep(kv, ko, vv, vo)) return;
+      const values = this.#readValues(vv, vo);
+      out.push([this.#key.read(kv, ko), this.#cpus > 1 ? sumValues(values) : values[0]!]);
+    }, chunk);
+    return whole ? out : [...this.entries()];
+  }
+
+  /**
+   * Visits every entry's raw bytes with BPF_MAP_LOOKUP_BATCH, `chunk`
+   * entries per syscall: the key at `keyOffset` of `keys`, the value (all
+   * CPUs' for per-CPU maps) at `valueOffset` of `values`. The views are
+   * reused: copy what you keep. `visit` returning false ends the scan
+   * early. Returns false, having visited nothing, when the kernel has no
+   * batch lookup for this map.
+   */
+  scanBatch(
+    visit: (
+      keys: DataView,
+      keyOffset: number,
+      values: DataView,
+      valueOffset: number,
+    ) => boolean | void,
+    chunk = 4096,
+  ): boolean {
     const tokenSize = Math.max(this.#key.size, 8);
     let inBatch: Uint8Array<ArrayBuffer> | null = null;
     const outBatch = new Uint8Array(tokenSize);
@@ -445,20 +535,17 @@ export class TypedMap<K, V> {
         batchOpts(),
       );
       if (rc < 0 && rc !== -ENOENT) {
-        if (rc === -22 || rc === -95 || rc === -524) return [...this.entries()];
+        if (inBatch === null && (rc === -22 || rc === -95 || rc === -524)) return false;
         throw this.#fail("batch lookup in", -rc);
       }
       for (let i = 0; i < count[0]!; i++) {
-        const values = this.#readValues(vv, i * this.#valueBytes);
-        out.push([
-          this.#key.read(kv, i * this.#key.size),
-          this.#cpus > 1 ? sumValues(values) : values[0]!,
-        ]);
+        if (visit(kv, i * this.#key.size, vv, i * this.#valueBytes) === false) return true;
       }
-      if (rc === -ENOENT) return out;
+      if (rc === -ENOENT) return true;
       inBatch = outBatch.slice();
     }
   }
+
 }
 
 function batchOpts(): Uint8Array<ArrayBuffer> {
