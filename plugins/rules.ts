@@ -19,6 +19,8 @@
  * | `ip` `ip4` `ipv4` / `ip6` `ipv6`        | EtherType 0x0800 / 0x86dd                            |
  * | `arp`                                   | EtherType 0x0806                                     |
  * | `ether proto N`                         | EtherType N (0-0xffff, hex `0x...` or decimal)       |
+ * | `ether src MAC` / `ether dst MAC`       | Ethernet source / destination address                |
+ * | `ether host MAC`                        | Ethernet source or destination address               |
  * | `proto N`                               | IP protocol N (0-255)                                |
  * | `vlan [ID]`                             | outer 802.1Q/802.1ad tag with id ID (0-4094), or any |
  * | `[src\|dst] host ADDR`                  | that address (IPv4 or IPv6); no src/dst: either      |
@@ -26,20 +28,40 @@
  * | `src ADDR[/LEN]`, `dst ADDR[/LEN]`      | short for `src host` / `src net` (same for dst)      |
  * | `[src\|dst] port P[-Q]`                 | TCP/UDP port or range (0-65535); no src/dst: either  |
  * | `sport P[-Q]` `dport P[-Q]`             | short for `src port` / `dst port`                    |
+ * | `type T` (after `icmp`/`icmp6`)         | ICMP/ICMPv6 type T: 0-255 or a name (below)          |
+ * | `code N` (after `icmp`/`icmp6`)         | ICMP/ICMPv6 code N (0-255)                           |
  * | `in` `inbound` / `out` `outbound`       | ingress / egress hook                                |
+ *
+ * A MAC address is six hex bytes joined by `:` or `-` (`02:00:5e:10:00:01`,
+ * `02-00-5E-10-00-01`). ICMP type names follow the protocol word (`icmp`,
+ * `icmp6`, `proto 1`, `proto 58`), which says whose numbers they are:
+ *
+ * | Name                                    | `icmp` | `icmp6` |
+ * | --------------------------------------- | ------ | ------- |
+ * | `echo-reply`                            | 0      | 129     |
+ * | `dest-unreach`                          | 3      | 1       |
+ * | `redirect`                              | 5      | 137     |
+ * | `echo-request`                          | 8      | 128     |
+ * | `router-advert`                         | 9      | 134     |
+ * | `router-solicit`                        | 10     | 133     |
+ * | `time-exceeded`                         | 11     | 3       |
+ * | `neighbor-solicit`                      |        | 135     |
+ * | `neighbor-advert`                       |        | 136     |
  *
  * Keywords are case-insensitive. Terms that cannot hold together are
  * refused: `tcp udp`, `ip6 and net 198.18.0.0/15`, `arp and port 80`, a
- * second source address. Port terms only match packets with a TCP or UDP
- * header (so never a non-first fragment); address and protocol terms need
- * a complete IP header.
+ * second source address, `icmp type 8 type 0`, `ether host` with `ether src`.
+ * Port terms only match packets with a TCP or UDP header, ICMP type and code
+ * only packets with an ICMP or ICMPv6 header (so neither a non-first
+ * fragment); address and protocol terms need a complete IP header, MAC
+ * terms a complete Ethernet header.
  *
  * @example Parse, show, pack for the kernel, check in TypeScript
  * ```ts
  * import { formatRule, packRules, parseRule } from "@belt/belt";
  * const rule = parseRule("tcp and dst port 80 and net 198.18.0.0/15");
  * console.log(formatRule(rule)); // "tcp net 198.18.0.0/15 dport 80"
- * console.log(packRules([rule], 16).length); // 1280
+ * console.log(packRules([rule], 16).length); // 1664
  * ```
  *
  * @module
@@ -153,9 +175,66 @@ export const BELT_M_DPORT = 256;
  * ```
  */
 export const BELT_M_PORT = 512;
-const M_ALL = (1 << 10) - 1;
+/**
+ * `BELT_M_SMAC`: the Ethernet source address must equal `srcMac` (needs a complete Ethernet
+ * header, {@linkcode BELT_F_L2}).
+ *
+ * @example
+ * ```ts
+ * import { BELT_M_SMAC, parseRule } from "@belt/belt";
+ * console.log(parseRule("ether src 02:00:5e:10:00:01").fields === BELT_M_SMAC); // true
+ * ```
+ */
+export const BELT_M_SMAC = 1024;
+/**
+ * `BELT_M_DMAC`: the Ethernet destination address must equal `dstMac`.
+ *
+ * @example
+ * ```ts
+ * import { BELT_M_DMAC, parseRule } from "@belt/belt";
+ * console.log(parseRule("ether dst ff:ff:ff:ff:ff:ff").fields === BELT_M_DMAC); // true
+ * ```
+ */
+export const BELT_M_DMAC = 2048;
+/**
+ * `BELT_M_MAC`: the Ethernet source or destination address must equal `anyMac`.
+ *
+ * @example
+ * ```ts
+ * import { BELT_M_MAC, parseRule } from "@belt/belt";
+ * console.log(parseRule("ether host 02-00-5E-10-00-01").fields === BELT_M_MAC); // true
+ * ```
+ */
+export const BELT_M_MAC = 4096;
+/**
+ * `BELT_M_ICMP_TYPE`: an ICMP or ICMPv6 header must have been read and its type equal
+ * `icmpType`.
+ *
+ * @example
+ * ```ts
+ * import { BELT_M_ICMP_TYPE, parseRule } from "@belt/belt";
+ * const r = parseRule("icmp6 type neighbor-solicit");
+ * console.log((r.fields & BELT_M_ICMP_TYPE) !== 0, r.icmpType); // true 135
+ * ```
+ */
+export const BELT_M_ICMP_TYPE = 8192;
+/**
+ * `BELT_M_ICMP_CODE`: an ICMP or ICMPv6 header must have been read and its code equal
+ * `icmpCode`.
+ *
+ * @example
+ * ```ts
+ * import { BELT_M_ICMP_CODE, parseRule } from "@belt/belt";
+ * const r = parseRule("icmp type dest-unreach code 4");
+ * console.log((r.fields & BELT_M_ICMP_CODE) !== 0, r.icmpType, r.icmpCode); // true 3 4
+ * ```
+ */
+export const BELT_M_ICMP_CODE = 16384;
+const M_ALL = (1 << 15) - 1;
 const M_L3 = BELT_M_L4 | BELT_M_SRC | BELT_M_DST | BELT_M_ANY;
 const M_PORTS = BELT_M_SPORT | BELT_M_DPORT | BELT_M_PORT;
+const M_MACS = BELT_M_SMAC | BELT_M_DMAC | BELT_M_MAC;
+const M_ICMP = BELT_M_ICMP_TYPE | BELT_M_ICMP_CODE;
 
 /**
  * `BELT_DIR_IN`: a packet seen on the ingress hook.
@@ -189,7 +268,18 @@ export const BELT_DIR_OUT = 2;
 export const BELT_VLAN_ANY = 0xffff;
 
 /**
- * `BELT_F_VLAN` of `struct belt_packet.flags`: the frame has at least one VLAN tag.
+ * `BELT_F_L2` of `struct belt_packet.flags`: the Ethernet header and its VLAN tags were read
+ * whole: MACs, ethProto.
+ *
+ * @example
+ * ```ts
+ * import { BELT_F_L2 } from "@belt/belt";
+ * console.log(BELT_F_L2); // 1
+ * ```
+ */
+export const BELT_F_L2 = 1;
+/**
+ * `BELT_F_VLAN`: the frame has at least one VLAN tag.
  *
  * @example
  * ```ts
@@ -209,7 +299,8 @@ export const BELT_F_VLAN = 2;
  */
 export const BELT_F_L3 = 8;
 /**
- * `BELT_F_L4`: a TCP, UDP, ICMP or ICMPv6 header was read whole: ports (TCP/UDP).
+ * `BELT_F_L4`: a TCP, UDP, ICMP or ICMPv6 header was read whole: ports (TCP/UDP), ICMP type
+ * and code.
  *
  * @example
  * ```ts
@@ -229,7 +320,7 @@ const ETH_IP = 0x0800, ETH_IPV6 = 0x86dd, ETH_ARP = 0x0806;
  * One parsed rule: the fields of `struct belt_rule` (bpf/include/belt_match.h) in camelCase,
  * plus the text it came from. Addresses use belt_packet's 16-byte form: an IPv4 prefix
  * a.b.c.d/n is `::ffff:a.b.c.d` with length 96 + n; bits past the length are zero. Values of
- * conditions whose `BELT_M_*` bit is not in `fields` are zero.
+ * conditions whose `BELT_M_*` bit is not in `fields` are zero. MACs are 6 bytes in wire order.
  *
  * @example
  * ```ts
@@ -275,6 +366,16 @@ export interface Rule {
   dst: Uint8Array;
   /** Prefix that the source or the destination must lie in, 16 bytes ({@linkcode BELT_M_ANY}). */
   any: Uint8Array;
+  /** Ethernet source address, 6 bytes ({@linkcode BELT_M_SMAC}). */
+  srcMac: Uint8Array;
+  /** Ethernet destination address, 6 bytes ({@linkcode BELT_M_DMAC}). */
+  dstMac: Uint8Array;
+  /** Ethernet address of either side, 6 bytes ({@linkcode BELT_M_MAC}). */
+  anyMac: Uint8Array;
+  /** ICMP or ICMPv6 type ({@linkcode BELT_M_ICMP_TYPE}). */
+  icmpType: number;
+  /** ICMP or ICMPv6 code ({@linkcode BELT_M_ICMP_CODE}). */
+  icmpCode: number;
 }
 
 /**
@@ -324,16 +425,29 @@ export interface BeltRuleStruct {
   dst: Uint8Array;
   /** `__u8 any[16]` */
   any: Uint8Array;
+  /** `__u8 src_mac[6]` */
+  src_mac: Uint8Array;
+  /** `__u8 dst_mac[6]` */
+  dst_mac: Uint8Array;
+  /** `__u8 any_mac[6]` */
+  any_mac: Uint8Array;
+  /** `__u8 icmp_type` */
+  icmp_type: number;
+  /** `__u8 icmp_code` */
+  icmp_code: number;
+  /** `__u8 pad2[4]`: written as zeros. */
+  pad2: undefined;
 }
 
 /**
- * The codec of `struct belt_rule` (80 bytes, layout of bpf/include/belt_match.h, checked against
- * the compiled BTF by tests/rules_test.ts). {@linkcode packRules} uses it.
+ * The codec of `struct belt_rule` (104 bytes, layout of bpf/include/belt_match.h, checked
+ * against the compiled BTF by tests/rules_test.ts). {@linkcode packRules} uses it;
+ * {@linkcode ruleFromStruct} turns what it unpacks back into a {@linkcode Rule}.
  *
  * @example
  * ```ts
  * import { beltRule } from "@belt/belt";
- * console.log(beltRule.size, beltRule.layout.find((f) => f.name === "src")?.offset); // 80 32
+ * console.log(beltRule.size, beltRule.layout.find((f) => f.name === "src_mac")?.offset); // 104 80
  * ```
  */
 export const beltRule: StructCodec<BeltRuleStruct> = struct({
@@ -355,6 +469,12 @@ export const beltRule: StructCodec<BeltRuleStruct> = struct({
   src: bytes(16),
   dst: bytes(16),
   any: bytes(16),
+  src_mac: bytes(6),
+  dst_mac: bytes(6),
+  any_mac: bytes(6),
+  icmp_type: u8,
+  icmp_code: u8,
+  pad2: pad(4),
 });
 
 /**
@@ -366,9 +486,10 @@ export const beltRule: StructCodec<BeltRuleStruct> = struct({
  * import { BELT_F_L3, parseRule, ruleMatches } from "@belt/belt";
  * import type { ParsedPacket } from "@belt/belt";
  * const addr = new Uint8Array(16); // ::
+ * const mac = new Uint8Array(6);
  * const gre: ParsedPacket = {
  *   flags: BELT_F_L3, ethProto: 0x86dd, l4Proto: 47, srcAddr: addr, dstAddr: addr,
- *   srcPort: 0, dstPort: 0, vlanOuter: 0,
+ *   srcPort: 0, dstPort: 0, vlanOuter: 0, srcMac: mac, dstMac: mac, icmpType: 0, icmpCode: 0,
  * };
  * console.log(ruleMatches(parseRule("ip6 proto 47"), gre, 2)); // true
  * ```
@@ -390,6 +511,14 @@ export interface ParsedPacket {
   dstPort: number;
   /** VLAN id of the outer tag. */
   vlanOuter: number;
+  /** Source MAC, 6 bytes. */
+  srcMac: Uint8Array;
+  /** Destination MAC, 6 bytes. */
+  dstMac: Uint8Array;
+  /** ICMP or ICMPv6 type. */
+  icmpType: number;
+  /** ICMP or ICMPv6 code. */
+  icmpCode: number;
 }
 
 /**
@@ -414,10 +543,6 @@ export interface BeltPacket extends ParsedPacket {
   l4Off: number;
   /** Fragment offset in bytes. */
   fragOff: number;
-  /** Destination MAC, 6 bytes. */
-  dstMac: Uint8Array;
-  /** Source MAC, 6 bytes. */
-  srcMac: Uint8Array;
   /** IPv4 identification or IPv6 fragment id. */
   fragId: number;
   /** 4 or 6. */
@@ -426,10 +551,6 @@ export interface BeltPacket extends ParsedPacket {
   l4HdrLen: number;
   /** TCP flag byte. */
   tcpFlags: number;
-  /** ICMP or ICMPv6 type. */
-  icmpType: number;
-  /** ICMP or ICMPv6 code. */
-  icmpCode: number;
   /** IPv4 TTL or IPv6 hop limit. */
   ttl: number;
   /** VLAN tags read (0-2). */
@@ -571,6 +692,36 @@ function families(a: Uint8Array, len: number): { v4: boolean; v6: boolean } {
   return { v4, v6: !(len >= 96 && isMapped(a)) };
 }
 
+/** Six bytes from `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` (any case, 1-2 digits a byte). */
+function parseMac(s: string): Uint8Array | undefined {
+  if (!/^[0-9a-f]{1,2}([:-])[0-9a-f]{1,2}(\1[0-9a-f]{1,2}){4}$/i.test(s)) return undefined;
+  return new Uint8Array(s.split(/[:-]/).map((x) => parseInt(x, 16)));
+}
+
+/** Lower-case, colon-separated, two digits a byte. */
+const formatMac = (a: Uint8Array) =>
+  Array.from(a, (x) => x.toString(16).padStart(2, "0")).join(":");
+
+// ---------------------------------------------------------------------------------------------
+// ICMP type names: [name, ICMP (IPv4) type, ICMPv6 type]; -1 where the family has none.
+
+const ICMP_NAMES: readonly [string, number, number][] = [
+  ["echo-reply", 0, 129],
+  ["dest-unreach", 3, 1],
+  ["redirect", 5, 137],
+  ["echo-request", 8, 128],
+  ["router-advert", 9, 134],
+  ["router-solicit", 10, 133],
+  ["time-exceeded", 11, 3],
+  ["neighbor-solicit", -1, 135],
+  ["neighbor-advert", -1, 136],
+];
+
+/** The name of an ICMP (`six` false) or ICMPv6 type, if it has one. */
+function icmpTypeName(type: number, six: boolean): string | undefined {
+  return ICMP_NAMES.find((n) => n[six ? 2 : 1] === type)?.[0];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parser
 
@@ -587,12 +738,27 @@ interface Term {
 }
 
 const HINT_TERMS = "terms are tcp, udp, icmp, icmp6, arp, ip, ip6, vlan [ID], proto N, " +
-  "ether proto N, [src|dst] host ADDR, [src|dst] net CIDR, [src|dst] port P[-Q], sport, dport, " +
-  "in, out, joined by spaces or 'and'";
+  "ether proto N, ether src|dst|host MAC, [src|dst] host ADDR, [src|dst] net CIDR, " +
+  "[src|dst] port P[-Q], sport, dport, type T and code N after icmp or icmp6, in, out, " +
+  "joined by spaces or 'and'";
 const HINT_OR = "all terms of a rule must hold at once; to match either, write two rules";
 const HINT_PROTO = "IP protocol numbers are 0-255; tcp, udp, icmp and icmp6 are terms of their own";
 const HINT_PORT = "ports are numbers 0-65535, ranges are written LO-HI, e.g. 8000-8080";
 const HINT_ADDR = "write an IPv4 or IPv6 address, e.g. 198.18.0.1 or fd00:beef::1";
+const HINT_MAC = "write six hex bytes joined by ':' or '-', e.g. 02:00:5e:10:00:01";
+const HINT_ETHER = "e.g. 'ether proto 0x88cc', 'ether src 02:00:5e:10:00:01', " +
+  "'ether host 02:00:5e:10:00:01'";
+const HINT_ICMP_ORDER =
+  "ICMP types and codes follow the protocol, e.g. 'icmp type echo-request' or 'icmp6 type 135'";
+const HINT_ICMP_TYPE = "ICMP types are 0-255 or a name: echo-reply, dest-unreach, redirect, " +
+  "echo-request, router-advert, router-solicit, time-exceeded, and for icmp6 " +
+  "neighbor-solicit, neighbor-advert";
+
+const MAC_SIDE_NAME = {
+  src: "source MAC address",
+  dst: "destination MAC address",
+  any: "either-side MAC address",
+} as const;
 
 const SIDE_NAME = { src: "source", dst: "destination", any: "either-side" } as const;
 const ETH_WORDS = new Map([
@@ -630,6 +796,11 @@ function emptyRule(text: string): Rule {
     src: new Uint8Array(16),
     dst: new Uint8Array(16),
     any: new Uint8Array(16),
+    srcMac: new Uint8Array(6),
+    dstMac: new Uint8Array(6),
+    anyMac: new Uint8Array(6),
+    icmpType: 0,
+    icmpCode: 0,
   };
 }
 
@@ -645,6 +816,8 @@ class RuleParser {
   #vlan?: Term;
   #ports?: Term; // first port term
   #addr?: Term & { v4: boolean; v6: boolean }; // families all address terms so far allow
+  #icmpType?: Term;
+  #icmpCode?: Term;
   readonly #slots = new Map<number, Term>(); // BELT_M_SRC... -> term
 
   constructor(text: string) {
@@ -722,9 +895,17 @@ class RuleParser {
         return this.#setL4(n, { text: `${t.word} ${v.word}`, col: t.col });
       }
       case "ether": {
-        const p = this.#need(t, "'proto' and an EtherType", "e.g. 'ether proto 0x88cc'");
+        const p = this.#need(t, "proto, src, dst or host", HINT_ETHER);
+        if (p.key === "src" || p.key === "dst" || p.key === "host") {
+          return this.#macTerm(t, p, p.key === "host" ? "any" : p.key);
+        }
         if (p.key !== "proto") {
-          this.fail(`'${p.word}'`, p.col, "is not 'proto'", "write 'ether proto 0xNNNN'");
+          this.fail(
+            `'${p.word}'`,
+            p.col,
+            "is not proto, src, dst or host after 'ether'",
+            HINT_ETHER,
+          );
         }
         const v = this.#need(p, "an EtherType", "e.g. 'ether proto 0x88cc'");
         const n = this.#number(v, `EtherType ${v.word}`, 0xffff, "EtherTypes are 0-0xffff", true);
@@ -740,6 +921,9 @@ class RuleParser {
       case "sport":
       case "dport":
         return this.#slotTerm(t, t, k === "sport" ? "src" : "dst", "port");
+      case "type":
+      case "code":
+        return this.#icmpTerm(t);
     }
     this.fail(`'${t.word}'`, t.col, "is not a filter term", HINT_TERMS);
   }
@@ -770,6 +954,81 @@ class RuleParser {
     this.#vlan ??= term;
     this.rule.fields |= BELT_M_VLAN;
     this.rule.vlan = vlan;
+  }
+
+  /** `ether src|dst|host MAC`. */
+  #macTerm(ether: Token, kw: Token, side: "src" | "dst" | "any"): void {
+    const v = this.#need(kw, "a MAC address", HINT_MAC);
+    const mac = parseMac(v.word);
+    if (!mac) this.fail(`'${v.word}'`, v.col, "is not a MAC address", HINT_MAC);
+    const term = { text: `${ether.word} ${kw.word} ${v.word}`, col: ether.col };
+    const bit = side === "src" ? BELT_M_SMAC : side === "dst" ? BELT_M_DMAC : BELT_M_MAC;
+    this.#claimSlot(bit, term, MAC_SIDE_NAME[side]);
+    const other = side === "any"
+      ? this.#slots.get(BELT_M_SMAC) ?? this.#slots.get(BELT_M_DMAC)
+      : this.#slots.get(BELT_M_MAC);
+    if (other) {
+      this.fail(
+        `'${term.text}'`,
+        term.col,
+        `conflicts with '${other.text}' at column ${other.col}: ` +
+          "a rule names the MAC of either side ('ether host') or of each side ('ether src', " +
+          "'ether dst'), not both",
+        "between two MACs write 'ether src A ether dst B'; to match either, write two rules",
+      );
+    }
+    const r = this.rule;
+    if (bit === BELT_M_SMAC) r.srcMac = mac;
+    else if (bit === BELT_M_DMAC) r.dstMac = mac;
+    else r.anyMac = mac;
+    r.fields |= bit;
+  }
+
+  /** `type T` / `code N`, after a term that made the protocol ICMP or ICMPv6. */
+  #icmpTerm(kw: Token): void {
+    const isType = kw.key === "type";
+    const name = isType ? "ICMP type" : "ICMP code";
+    const hint = isType ? HINT_ICMP_TYPE : "ICMP codes are 0-255";
+    const v = this.#need(kw, `an ${name}`, hint);
+    const term = { text: `${kw.word} ${v.word}`, col: kw.col };
+    const l4 = this.#l4, proto = this.rule.l4Proto;
+    if (l4 && proto !== IPPROTO_ICMP && proto !== IPPROTO_ICMPV6) {
+      this.#conflict(term, l4, `${name}s need icmp or icmp6`);
+    }
+    if (this.#ports) {
+      this.#conflict(term, this.#ports, `a packet has ports or an ${name}, not both`);
+    }
+    if (!l4) {
+      this.fail(`'${term.text}'`, term.col, "needs icmp or icmp6 before it", HINT_ICMP_ORDER);
+    }
+    let n: number;
+    if (!isType || /^\d+$/.test(v.word)) {
+      n = this.#number(v, `${name} ${v.word}`, 255, hint);
+    } else {
+      const named = ICMP_NAMES.find((x) => x[0] === v.key);
+      if (!named) this.fail(`'${v.word}'`, v.col, "is not an ICMP type", hint);
+      n = named[proto === IPPROTO_ICMPV6 ? 2 : 1];
+      if (n < 0) {
+        this.fail(
+          `'${v.word}'`,
+          v.col,
+          `is an ICMPv6 type, but '${l4.text}' at column ${l4.col} makes the rule ICMP`,
+          `write 'icmp6 type ${v.key}', or a number for an ICMP type`,
+        );
+      }
+    }
+    const had = isType ? this.#icmpType : this.#icmpCode;
+    if (had && (isType ? this.rule.icmpType : this.rule.icmpCode) !== n) {
+      this.#conflict(term, had, `a packet has one ${name}`);
+    }
+    if (isType) {
+      this.#icmpType ??= term;
+      this.rule.icmpType = n;
+    } else {
+      this.#icmpCode ??= term;
+      this.rule.icmpCode = n;
+    }
+    this.rule.fields |= isType ? BELT_M_ICMP_TYPE : BELT_M_ICMP_CODE;
   }
 
   #qualified(q: Token, side: "src" | "dst"): void {
@@ -868,6 +1127,14 @@ class RuleParser {
     const addrText = slash < 0 ? t.word : t.word.slice(0, slash);
     const v4 = parseIpv4(addrText);
     const addr = v4 ? new Uint8Array([...MAPPED.subarray(0, 12), ...v4]) : parseIpv6(addrText);
+    if (!addr && slash < 0 && parseMac(addrText)) {
+      this.fail(
+        `'${addrText}'`,
+        t.col,
+        "is a MAC address, not an IP address",
+        "MAC addresses are matched with 'ether src', 'ether dst' or 'ether host'",
+      );
+    }
     if (!addr) {
       this.fail(`'${addrText}'`, t.col, "is not an IPv4 or IPv6 address", HINT_ADDR);
     }
@@ -1001,8 +1268,9 @@ export function parseRule(text: string): Rule {
 
 /**
  * The canonical text of a rule, for display (`belt chain show`, stats): terms in a fixed order
- * (direction, vlan, protocol, addresses, ports), `icmp`/`icmp6` where EtherType and protocol
- * say so, IPv4 prefixes dotted, IPv6 in RFC 5952 form, `host` for a whole address.
+ * (direction, vlan, MACs, protocol, addresses, ports, ICMP type and code), `icmp`/`icmp6` where
+ * EtherType and protocol say so, MACs lower case with colons, IPv4 prefixes dotted, IPv6 in
+ * RFC 5952 form, `host` for a whole address, ICMP types by name where they have one.
  * `parseRule(formatRule(r))` gives `r` back (apart from `text`).
  *
  * @example
@@ -1010,6 +1278,8 @@ export function parseRule(text: string): Rule {
  * import { formatRule, parseRule } from "@belt/belt";
  * console.log(formatRule(parseRule("PORT 80 AND IPV6 and dst FD00:BEEF:0::1 inbound")));
  * // "in ip6 dst host fd00:beef::1 port 80"
+ * console.log(formatRule(parseRule("icmp6 type 135 ether src 02-00-5E-10-00-01")));
+ * // "ether src 02:00:5e:10:00:01 icmp6 type neighbor-solicit"
  * ```
  */
 export function formatRule(rule: Rule): string {
@@ -1026,6 +1296,9 @@ export function formatRule(rule: Rule): string {
     );
   }
   if (has(BELT_M_VLAN)) out.push(rule.vlan === BELT_VLAN_ANY ? "vlan" : `vlan ${rule.vlan}`);
+  if (has(BELT_M_SMAC)) out.push(`ether src ${formatMac(rule.srcMac)}`);
+  if (has(BELT_M_DMAC)) out.push(`ether dst ${formatMac(rule.dstMac)}`);
+  if (has(BELT_M_MAC)) out.push(`ether host ${formatMac(rule.anyMac)}`);
   let l4Done = false;
   if (has(BELT_M_ETH)) {
     const eth = rule.ethProto, l4 = has(BELT_M_L4) ? rule.l4Proto : -1;
@@ -1049,6 +1322,14 @@ export function formatRule(rule: Rule): string {
   if (has(BELT_M_SPORT)) out.push(`sport ${range(rule.sportLo, rule.sportHi)}`);
   if (has(BELT_M_DPORT)) out.push(`dport ${range(rule.dportLo, rule.dportHi)}`);
   if (has(BELT_M_PORT)) out.push(`port ${range(rule.portLo, rule.portHi)}`);
+  if (has(BELT_M_ICMP_TYPE)) {
+    const l4 = has(BELT_M_L4) ? rule.l4Proto : -1;
+    const name = l4 === IPPROTO_ICMP || l4 === IPPROTO_ICMPV6
+      ? icmpTypeName(rule.icmpType, l4 === IPPROTO_ICMPV6)
+      : undefined;
+    out.push(`type ${name ?? rule.icmpType}`);
+  }
+  if (has(BELT_M_ICMP_CODE)) out.push(`code ${rule.icmpCode}`);
   return out.join(" ");
 }
 
@@ -1075,6 +1356,8 @@ function checkRule(rule: Rule, index: number): void {
     ["srcLen", 128],
     ["dstLen", 128],
     ["anyLen", 128],
+    ["icmpType", 0xff],
+    ["icmpCode", 0xff],
   ];
   for (const [key, max] of ranges) {
     if (!int(rule[key] as number, max)) bad(`${key} ${rule[key]} is outside 0-${max}`);
@@ -1084,19 +1367,22 @@ function checkRule(rule: Rule, index: number): void {
     if (a.length !== 16) bad(`${key} has ${a.length} bytes, not 16`);
     if (!sameBytes(masked(a, len as number), a)) bad(`${key} has bits set past /${len}`);
   }
+  for (const key of ["srcMac", "dstMac", "anyMac"] as const) {
+    if (rule[key].length !== 6) bad(`${key} has ${rule[key].length} bytes, not 6`);
+  }
 }
 
 /**
- * Packs rules into the C array `struct belt_rule rules[max]`: `max * 80` bytes, little-endian,
+ * Packs rules into the C array `struct belt_rule rules[max]`: `max * 104` bytes, little-endian,
  * unused entries zero (e.g. for a `const volatile struct belt_rule rules[16]` global, with the
  * count in another global). Throws a `BeltError` for more than `max` rules or a field out of
- * range (prefix lengths over 128, bits past a prefix).
+ * range (prefix lengths over 128, bits past a prefix, a MAC that is not 6 bytes).
  *
  * @example
  * ```ts
  * import { packRules, parseRule } from "@belt/belt";
  * const packed = packRules([parseRule("tcp"), parseRule("udp port 53")], 16);
- * console.log(packed.length, packed[6], packed[80 + 6]); // 1280 6 17
+ * console.log(packed.length, packed[6], packed[104 + 6]); // 1664 6 17
  * ```
  */
 export function packRules(rules: Rule[], max: number): Uint8Array<ArrayBuffer> {
@@ -1128,9 +1414,59 @@ export function packRules(rules: Rule[], max: number): Uint8Array<ArrayBuffer> {
       src: r.src,
       dst: r.dst,
       any: r.any,
+      src_mac: r.srcMac,
+      dst_mac: r.dstMac,
+      any_mac: r.anyMac,
+      icmp_type: r.icmpType,
+      icmp_code: r.icmpCode,
+      pad2: undefined,
     });
   });
   return out;
+}
+
+/**
+ * The {@linkcode Rule} of an unpacked `struct belt_rule`, e.g. one read back from a kernel map
+ * to show with {@linkcode formatRule}: the inverse of what {@linkcode packRules} writes.
+ * `text` defaults to the rule's canonical text. The values are taken as they are (a struct
+ * that did not come from {@linkcode parseRule} may hold rules it would refuse).
+ *
+ * @example
+ * ```ts
+ * import { beltRule, packRules, parseRule, ruleFromStruct } from "@belt/belt";
+ * const packed = packRules([parseRule("ether dst 02:00:5e:10:00:01 and icmp type 8")], 4);
+ * const rule = ruleFromStruct(beltRule.unpack(packed.subarray(0, beltRule.size)));
+ * console.log(rule.text); // "ether dst 02:00:5e:10:00:01 icmp type echo-request"
+ * ```
+ */
+export function ruleFromStruct(s: BeltRuleStruct, text?: string): Rule {
+  const rule: Rule = {
+    text: "",
+    fields: s.fields,
+    ethProto: s.eth_proto,
+    l4Proto: s.l4_proto,
+    direction: s.direction,
+    vlan: s.vlan,
+    sportLo: s.sport_lo,
+    sportHi: s.sport_hi,
+    dportLo: s.dport_lo,
+    dportHi: s.dport_hi,
+    portLo: s.port_lo,
+    portHi: s.port_hi,
+    srcLen: s.src_len,
+    dstLen: s.dst_len,
+    anyLen: s.any_len,
+    src: s.src.slice(),
+    dst: s.dst.slice(),
+    any: s.any.slice(),
+    srcMac: s.src_mac.slice(),
+    dstMac: s.dst_mac.slice(),
+    anyMac: s.any_mac.slice(),
+    icmpType: s.icmp_type,
+    icmpCode: s.icmp_code,
+  };
+  rule.text = text ?? formatRule(rule);
+  return rule;
 }
 
 /** belt_prefix_match(): the first `len` bits of addr, the rest zeroed, equal prefix. */
@@ -1144,12 +1480,14 @@ function prefixMatch(addr: Uint8Array, prefix: Uint8Array, len: number): boolean
 }
 
 const inRange = (v: number, lo: number, hi: number) => v >= lo && v <= hi;
+const sameMac = (a: Uint8Array, b: Uint8Array) => a.length === 6 && sameBytes(a, b);
 
 /**
  * belt_rule_match() in TypeScript, with the same semantics: does `pkt` (a parsed
  * `struct belt_packet`), seen in `direction` (1 in, 2 out), meet every condition of `rule`?
- * Address and protocol conditions need `BELT_F_L3`; port conditions need `BELT_F_L4` and
- * TCP or UDP.
+ * MAC conditions need `BELT_F_L2`; address and protocol conditions need `BELT_F_L3`; port
+ * conditions need `BELT_F_L4` and TCP or UDP; ICMP type and code need `BELT_F_L4` and ICMP or
+ * ICMPv6.
  *
  * @example
  * ```ts
@@ -1158,6 +1496,7 @@ const inRange = (v: number, lo: number, hi: number) => v >= lo && v <= hi;
  * const pkt = {
  *   flags: BELT_F_L3 | BELT_F_L4, ethProto: 0x0800, l4Proto: 6, vlanOuter: 0,
  *   srcAddr: v4([198, 18, 0, 1]), dstAddr: v4([198, 19, 0, 1]), srcPort: 40000, dstPort: 80,
+ *   srcMac: new Uint8Array(6), dstMac: new Uint8Array(6), icmpType: 0, icmpCode: 0,
  * };
  * console.log(ruleMatches(parseRule("tcp dport 80 dst net 198.19.0.0/16"), pkt, 1)); // true
  * console.log(ruleMatches(parseRule("out"), pkt, 1)); // false
@@ -1170,6 +1509,14 @@ export function ruleMatches(rule: Rule, pkt: ParsedPacket, direction: 1 | 2): bo
   if (
     (f & BELT_M_VLAN) &&
     (!(pkt.flags & BELT_F_VLAN) || (rule.vlan !== BELT_VLAN_ANY && pkt.vlanOuter !== rule.vlan))
+  ) {
+    return false;
+  }
+  if ((f & M_MACS) && !(pkt.flags & BELT_F_L2)) return false;
+  if ((f & BELT_M_SMAC) && !sameMac(pkt.srcMac, rule.srcMac)) return false;
+  if ((f & BELT_M_DMAC) && !sameMac(pkt.dstMac, rule.dstMac)) return false;
+  if (
+    (f & BELT_M_MAC) && !sameMac(pkt.srcMac, rule.anyMac) && !sameMac(pkt.dstMac, rule.anyMac)
   ) {
     return false;
   }
@@ -1198,5 +1545,52 @@ export function ruleMatches(rule: Rule, pkt: ParsedPacket, direction: 1 | 2): bo
       return false;
     }
   }
+  if (f & M_ICMP) {
+    const hasIcmp = (pkt.flags & BELT_F_L4) !== 0 &&
+      (pkt.l4Proto === IPPROTO_ICMP || pkt.l4Proto === IPPROTO_ICMPV6);
+    if (!hasIcmp) return false;
+    if ((f & BELT_M_ICMP_TYPE) && pkt.icmpType !== rule.icmpType) return false;
+    if ((f & BELT_M_ICMP_CODE) && pkt.icmpCode !== rule.icmpCode) return false;
+  }
   return true;
+}
+
+/**
+ * The `struct belt_rule` members of a rule (what {@linkcode packRules} writes for each rule),
+ * for codecs that embed a belt_rule in a larger struct. Checks the rule as packRules does.
+ *
+ * @example
+ * ```ts
+ * import { parseRule, ruleToStruct } from "@belt/belt";
+ * console.log(ruleToStruct(parseRule("udp dport 53")).dport_lo); // 53
+ * ```
+ */
+export function ruleToStruct(r: Rule): BeltRuleStruct {
+  checkRule(r, 0);
+  return {
+    fields: r.fields,
+    eth_proto: r.ethProto,
+    l4_proto: r.l4Proto,
+    direction: r.direction,
+    vlan: r.vlan,
+    sport_lo: r.sportLo,
+    sport_hi: r.sportHi,
+    dport_lo: r.dportLo,
+    dport_hi: r.dportHi,
+    port_lo: r.portLo,
+    port_hi: r.portHi,
+    src_len: r.srcLen,
+    dst_len: r.dstLen,
+    any_len: r.anyLen,
+    pad: undefined,
+    src: r.src,
+    dst: r.dst,
+    any: r.any,
+    src_mac: r.srcMac,
+    dst_mac: r.dstMac,
+    any_mac: r.anyMac,
+    icmp_type: r.icmpType,
+    icmp_code: r.icmpCode,
+    pad2: undefined,
+  };
 }

@@ -1,4 +1,4 @@
-import { deepEqual } from "node:assert/strict";
+import { deepEqual, equal } from "node:assert/strict";
 import { BpfObject, struct, u64 } from "../bpf/mod.ts";
 import type { StructCodec } from "../bpf/mod.ts";
 import { connectEventsObject } from "./bpf/connect_events.bpf.ts";
@@ -14,6 +14,7 @@ import {
 } from "../plugins/mirror/mod.ts";
 import { mirrorObject } from "../plugins/mirror/mirror.bpf.ts";
 import { beltRule } from "../plugins/rules.ts";
+import { matchRuleObject } from "./bpf/match_rule.bpf.ts";
 
 /** Every member's offset and size, and the total size, equal the compiled BTF. */
 function assertMatchesBtf(codec: StructCodec<unknown>, object: Uint8Array, name: string): void {
@@ -54,4 +55,28 @@ Deno.test("mirror codecs match the structs of plugins/mirror/mirror.h and belt_m
   ) {
     assertMatchesBtf(codec as StructCodec<unknown>, mirrorObject, name);
   }
+});
+
+Deno.test("beltRule is the 104-byte struct belt_rule with MACs and ICMP type/code", () => {
+  assertMatchesBtf(beltRule as StructCodec<unknown>, matchRuleObject, "belt_rule");
+  equal(beltRule.size, 104);
+  using obj = BpfObject.open(mirrorObject);
+  const btf = obj.btfStruct("belt_rule");
+  const tail = ["src_mac", "dst_mac", "any_mac", "icmp_type", "icmp_code", "pad2"];
+  const want = [
+    { name: "src_mac", offset: 80, size: 6 },
+    { name: "dst_mac", offset: 86, size: 6 },
+    { name: "any_mac", offset: 92, size: 6 },
+    { name: "icmp_type", offset: 98, size: 1 },
+    { name: "icmp_code", offset: 99, size: 1 },
+    { name: "pad2", offset: 100, size: 4 },
+  ];
+  const pick = (ms: readonly { name: string; offset: number; size: number }[]) =>
+    ms.filter((m) => tail.includes(m.name)).map(({ name, offset, size }) => ({
+      name,
+      offset,
+      size,
+    }));
+  deepEqual(pick(btf.members), want, "BTF of mirror.bpf.o");
+  deepEqual(pick(beltRule.layout), want, "the codec");
 });

@@ -1,7 +1,8 @@
 /**
  * Filter rules (plugins/rules.ts) and belt_match.h:
  *   - parseRule() on every term kind, IPv4/IPv6, ranges, `and`; exact error messages and columns;
- *   - formatRule() is canonical and parses back to the same rule; packRules() bytes;
+ *   - formatRule() is canonical and parses back to the same rule; packRules() bytes, and
+ *     ruleFromStruct() turns them back into the same rule;
  *   - the struct belt_rule / belt_packet codecs equal the BTF of tests/bpf/match_rule.bpf.o;
  *   - differential: tens of thousands of random frames, each parsed by belt_parse() in the kernel
  *     and judged by belt_rule_match() against hundreds of random rules in both directions, must
@@ -14,16 +15,22 @@ import type { StructCodec } from "../bpf/mod.ts";
 import {
   BELT_DIR_IN,
   BELT_DIR_OUT,
+  BELT_F_L2,
   BELT_F_L3,
   BELT_F_L4,
   BELT_F_VLAN,
   BELT_M_ANY,
   BELT_M_DIR,
+  BELT_M_DMAC,
   BELT_M_DPORT,
   BELT_M_DST,
   BELT_M_ETH,
+  BELT_M_ICMP_CODE,
+  BELT_M_ICMP_TYPE,
   BELT_M_L4,
+  BELT_M_MAC,
   BELT_M_PORT,
+  BELT_M_SMAC,
   BELT_M_SPORT,
   BELT_M_SRC,
   BELT_M_VLAN,
@@ -33,6 +40,7 @@ import {
   formatRule,
   packRules,
   parseRule,
+  ruleFromStruct,
   ruleMatches,
 } from "../plugins/rules.ts";
 import type { ParsedPacket, Rule } from "../plugins/rules.ts";
@@ -54,6 +62,9 @@ function v6(s: string): Bytes {
   return cat([...h, ...Array(8 - h.length - t.length).fill(0), ...t].flatMap(n16));
 }
 
+/** 6 bytes of a MAC written aa:bb:cc:dd:ee:ff. */
+const mac = (s: string) => new Uint8Array(s.split(":").map((x) => parseInt(x, 16)));
+
 /** The rule's binary fields (everything packRules writes), for deepEqual. */
 const body = ({ text: _, ...rest }: Rule) => rest;
 
@@ -65,7 +76,8 @@ interface Good {
   want: Partial<Rule>;
   canonical: string;
 }
-const ETH = BELT_M_ETH, L4 = BELT_M_L4;
+const ETH = BELT_M_ETH, L4 = BELT_M_L4, TYPE = BELT_M_ICMP_TYPE, CODE = BELT_M_ICMP_CODE;
+const M1 = "02:00:5e:10:00:01", M2 = "02:00:5e:10:00:02";
 const good: Good[] = [
   // Protocols
   { text: "tcp", want: { fields: L4, l4Proto: 6 }, canonical: "tcp" },
@@ -276,6 +288,136 @@ const good: Good[] = [
     want: { srcLen: 0, dstLen: 128 },
     canonical: "src net ::/0 dst host 198.18.0.1",
   },
+  // MAC addresses
+  {
+    text: `ether src ${M1}`,
+    want: { fields: BELT_M_SMAC, srcMac: mac(M1) },
+    canonical: `ether src ${M1}`,
+  },
+  {
+    text: "ether dst FF-FF-FF-FF-FF-FF",
+    want: { fields: BELT_M_DMAC, dstMac: mac("ff:ff:ff:ff:ff:ff") },
+    canonical: "ether dst ff:ff:ff:ff:ff:ff",
+  },
+  {
+    text: "Ether Host 2:0:5E:10:0:1",
+    want: { fields: BELT_M_MAC, anyMac: mac(M1) },
+    canonical: `ether host ${M1}`,
+  },
+  {
+    text: `ether dst ${M2} and ether src ${M1}`,
+    want: { fields: BELT_M_SMAC | BELT_M_DMAC, srcMac: mac(M1), dstMac: mac(M2) },
+    canonical: `ether src ${M1} ether dst ${M2}`,
+  },
+  {
+    text: `tcp port 80 ether dst ${M2} in`,
+    want: { fields: L4 | BELT_M_PORT | BELT_M_DMAC | BELT_M_DIR },
+    canonical: `in ether dst ${M2} tcp port 80`,
+  },
+  {
+    text: `arp and ether host 00:00:00:00:00:00`,
+    want: { fields: ETH | BELT_M_MAC, anyMac: new Uint8Array(6) },
+    canonical: `ether host 00:00:00:00:00:00 arp`,
+  },
+  // ICMP type and code
+  {
+    text: "icmp type 8",
+    want: { fields: ETH | L4 | TYPE, l4Proto: 1, icmpType: 8, icmpCode: 0 },
+    canonical: "icmp type echo-request",
+  },
+  { text: "icmp type echo-reply", want: { icmpType: 0 }, canonical: "icmp type echo-reply" },
+  { text: "icmp type dest-unreach", want: { icmpType: 3 }, canonical: "icmp type dest-unreach" },
+  { text: "icmp type redirect", want: { icmpType: 5 }, canonical: "icmp type redirect" },
+  { text: "icmp type router-advert", want: { icmpType: 9 }, canonical: "icmp type router-advert" },
+  {
+    text: "icmp type router-solicit",
+    want: { icmpType: 10 },
+    canonical: "icmp type router-solicit",
+  },
+  { text: "icmp type time-exceeded", want: { icmpType: 11 }, canonical: "icmp type time-exceeded" },
+  { text: "icmp type 13", want: { icmpType: 13 }, canonical: "icmp type 13" },
+  { text: "icmp type 255", want: { icmpType: 255 }, canonical: "icmp type 255" },
+  {
+    text: "icmp6 type echo-request",
+    want: { fields: ETH | L4 | TYPE, l4Proto: 58, icmpType: 128 },
+    canonical: "icmp6 type echo-request",
+  },
+  { text: "icmp6 type 129", want: { icmpType: 129 }, canonical: "icmp6 type echo-reply" },
+  { text: "icmp6 type dest-unreach", want: { icmpType: 1 }, canonical: "icmp6 type dest-unreach" },
+  {
+    text: "icmp6 type time-exceeded",
+    want: { icmpType: 3 },
+    canonical: "icmp6 type time-exceeded",
+  },
+  {
+    text: "icmpv6 type router-solicit",
+    want: { icmpType: 133 },
+    canonical: "icmp6 type router-solicit",
+  },
+  {
+    text: "icmp6 type router-advert",
+    want: { icmpType: 134 },
+    canonical: "icmp6 type router-advert",
+  },
+  {
+    text: "ICMP6 TYPE Neighbor-Solicit",
+    want: { icmpType: 135 },
+    canonical: "icmp6 type neighbor-solicit",
+  },
+  {
+    text: "icmp6 type neighbor-advert",
+    want: { icmpType: 136 },
+    canonical: "icmp6 type neighbor-advert",
+  },
+  { text: "icmp6 type redirect", want: { icmpType: 137 }, canonical: "icmp6 type redirect" },
+  { text: "icmp6 type 8", want: { icmpType: 8 }, canonical: "icmp6 type 8" },
+  {
+    text: "icmp type 3 and code 4",
+    want: { fields: ETH | L4 | TYPE | CODE, icmpType: 3, icmpCode: 4 },
+    canonical: "icmp type dest-unreach code 4",
+  },
+  {
+    text: "icmp6 code 0",
+    want: { fields: ETH | L4 | CODE, icmpType: 0, icmpCode: 0 },
+    canonical: "icmp6 code 0",
+  },
+  { text: "icmp code 255", want: { icmpCode: 255 }, canonical: "icmp code 255" },
+  {
+    text: "proto 1 type echo-request",
+    want: { fields: L4 | TYPE, l4Proto: 1, icmpType: 8 },
+    canonical: "proto 1 type echo-request",
+  },
+  {
+    // The protocol number, not the IP version, says whose type numbers these are.
+    text: "ip6 proto 1 type echo-request",
+    want: { fields: ETH | L4 | TYPE, ethProto: 0x86dd, icmpType: 8 },
+    canonical: "ip6 proto 1 type echo-request",
+  },
+  {
+    text: "ip6 and proto 58 and type 135",
+    want: { fields: ETH | L4 | TYPE, icmpType: 135 },
+    canonical: "icmp6 type neighbor-solicit",
+  },
+  {
+    text: "icmp type 8 type echo-request code 0 code 0",
+    want: { fields: ETH | L4 | TYPE | CODE, icmpType: 8 },
+    canonical: "icmp type echo-request code 0",
+  },
+  {
+    text: "icmp and type echo-request and host 198.18.0.1",
+    want: { fields: ETH | L4 | TYPE | BELT_M_ANY },
+    canonical: "icmp host 198.18.0.1 type echo-request",
+  },
+  {
+    text: `out vlan 5 icmp6 type 135 code 0 src net fd00:beef::/64 ether src ${M1} ` +
+      `ether dst ${M2}`,
+    want: {
+      fields: BELT_M_DIR | BELT_M_VLAN | BELT_M_SMAC | BELT_M_DMAC | ETH | L4 | BELT_M_SRC |
+        TYPE | CODE,
+    },
+    canonical: `out vlan 5 ether src ${M1} ether dst ${M2} icmp6 src net fd00:beef::/64 ` +
+      "type neighbor-solicit code 0",
+  },
 ];
 
 Deno.test("parseRule() reads every term kind; formatRule() is canonical and parses back", () => {
@@ -287,6 +429,8 @@ Deno.test("parseRule() reads every term kind; formatRule() is canonical and pars
     // A condition that is off leaves its values zero.
     if (!(rule.fields & BELT_M_SRC)) ok(!rule.srcLen && rule.src.every((x) => !x), text);
     if (!(rule.fields & BELT_M_PORT)) ok(!rule.portLo && !rule.portHi, text);
+    if (!(rule.fields & BELT_M_MAC)) ok(rule.anyMac.every((x) => !x), text);
+    if (!(rule.fields & BELT_M_ICMP_TYPE)) equal(rule.icmpType, 0, text);
     equal(formatRule(rule), canonical, text);
     deepEqual(body(parseRule(canonical)), body(rule), `${text}: canonical form parses back`);
   }
@@ -298,6 +442,19 @@ Deno.test("parseRule() reads every term kind; formatRule() is canonical and pars
 const OR = "all terms of a rule must hold at once; to match either, write two rules";
 const PORTS = "ports are numbers 0-65535, ranges are written LO-HI, e.g. 8000-8080";
 const ADDR = "write an IPv4 or IPv6 address, e.g. 198.18.0.1 or fd00:beef::1";
+const MAC = "write six hex bytes joined by ':' or '-', e.g. 02:00:5e:10:00:01";
+const ETHER = "e.g. 'ether proto 0x88cc', 'ether src 02:00:5e:10:00:01', " +
+  "'ether host 02:00:5e:10:00:01'";
+const MAC_SIDES =
+  "between two MACs write 'ether src A ether dst B'; to match either, write two rules";
+const MAC_BOTH = "a rule names the MAC of either side ('ether host') or of each side " +
+  "('ether src', 'ether dst'), not both";
+const ICMP_ORDER =
+  "ICMP types and codes follow the protocol, e.g. 'icmp type echo-request' or 'icmp6 type 135'";
+const ICMP_TYPES = "ICMP types are 0-255 or a name: echo-reply, dest-unreach, redirect, " +
+  "echo-request, router-advert, router-solicit, time-exceeded, and for icmp6 " +
+  "neighbor-solicit, neighbor-advert";
+const ICMP_CODES = "ICMP codes are 0-255";
 const bad: [string, string, string][] = [
   ["", "filter '' is empty", "give at least one term, e.g. 'tcp dport 80'"],
   ["   ", "filter '   ' is empty", "give at least one term, e.g. 'tcp dport 80'"],
@@ -449,11 +606,128 @@ const bad: [string, string, string][] = [
     "EtherType 0x10000 at column 13 is out of range (0-0xffff)",
     "EtherTypes are 0-0xffff",
   ],
-  ["ether type 0x0800", "'type' at column 7 is not 'proto'", "write 'ether proto 0xNNNN'"],
+  ["ether type 0x0800", "'type' at column 7 is not proto, src, dst or host after 'ether'", ETHER],
+  ["ether", "'ether' at column 1 needs proto, src, dst or host after it", ETHER],
+  ["ether proto", "'proto' at column 7 needs an EtherType after it", "e.g. 'ether proto 0x88cc'"],
+  // MAC addresses
+  ["ether src", "'src' at column 7 needs a MAC address after it", MAC],
+  ["ether dst and tcp", "'dst' at column 7 needs a MAC address after it", MAC],
+  ["ether src 02:00:5e:10:00", "'02:00:5e:10:00' at column 11 is not a MAC address", MAC],
   [
-    "ether",
-    "'ether' at column 1 needs 'proto' and an EtherType after it",
-    "e.g. 'ether proto 0x88cc'",
+    "ether dst 02:00:5e:10:00:01:02",
+    "'02:00:5e:10:00:01:02' at column 11 is not a MAC address",
+    MAC,
+  ],
+  ["ether host 02:00-5e:10:00:01", "'02:00-5e:10:00:01' at column 12 is not a MAC address", MAC],
+  ["ether src 002:00:5e:10:00:01", "'002:00:5e:10:00:01' at column 11 is not a MAC address", MAC],
+  ["ether src 0g:00:5e:10:00:01", "'0g:00:5e:10:00:01' at column 11 is not a MAC address", MAC],
+  ["ether src 02005e100001", "'02005e100001' at column 11 is not a MAC address", MAC],
+  ["ether host 198.18.0.1", "'198.18.0.1' at column 12 is not a MAC address", MAC],
+  [
+    `ether src ${M1} ether src ${M2}`,
+    `'ether src ${M2}' at column 29 gives a second source MAC address ('ether src ${M1}' at column 1)`,
+    "a rule holds one source MAC address; to match either, write two rules",
+  ],
+  [
+    `ether dst ${M1} and ether dst ${M1}`,
+    `'ether dst ${M1}' at column 33 gives a second destination MAC address ('ether dst ${M1}' at column 1)`,
+    "a rule holds one destination MAC address; to match either, write two rules",
+  ],
+  [
+    `ether host ${M1} ether host ${M2}`,
+    `'ether host ${M2}' at column 30 gives a second either-side MAC address ('ether host ${M1}' at column 1)`,
+    "a rule holds one either-side MAC address; to match either, write two rules",
+  ],
+  [
+    `ether host ${M1} ether src ${M2}`,
+    `'ether src ${M2}' at column 30 conflicts with 'ether host ${M1}' at column 1: ${MAC_BOTH}`,
+    MAC_SIDES,
+  ],
+  [
+    `tcp ether dst ${M2} ether host ${M1}`,
+    `'ether host ${M1}' at column 33 conflicts with 'ether dst ${M2}' at column 5: ${MAC_BOTH}`,
+    MAC_SIDES,
+  ],
+  [
+    `host ${M1}`,
+    `'${M1}' at column 6 is a MAC address, not an IP address`,
+    "MAC addresses are matched with 'ether src', 'ether dst' or 'ether host'",
+  ],
+  [
+    "src 2:0:5e:10:0:1",
+    "'2:0:5e:10:0:1' at column 5 is a MAC address, not an IP address",
+    "MAC addresses are matched with 'ether src', 'ether dst' or 'ether host'",
+  ],
+  // ICMP type and code
+  ["type 8", "'type 8' at column 1 needs icmp or icmp6 before it", ICMP_ORDER],
+  ["code 0 and icmp", "'code 0' at column 1 needs icmp or icmp6 before it", ICMP_ORDER],
+  [
+    "type echo-request icmp",
+    "'type echo-request' at column 1 needs icmp or icmp6 before it",
+    ICMP_ORDER,
+  ],
+  ["ip and type 0", "'type 0' at column 8 needs icmp or icmp6 before it", ICMP_ORDER],
+  [
+    "tcp type 8",
+    "'type 8' at column 5 conflicts with 'tcp' at column 1: ICMP types need icmp or icmp6",
+    OR,
+  ],
+  [
+    "ip proto 47 code 1",
+    "'code 1' at column 13 conflicts with 'proto 47' at column 4: ICMP codes need icmp or icmp6",
+    OR,
+  ],
+  [
+    "port 80 type 8",
+    "'type 8' at column 9 conflicts with 'port 80' at column 1: a packet has ports or an ICMP type, not both",
+    OR,
+  ],
+  [
+    "dst port 53 and code 3",
+    "'code 3' at column 17 conflicts with 'dst port 53' at column 1: a packet has ports or an ICMP code, not both",
+    OR,
+  ],
+  [
+    "icmp type 8 port 80",
+    "'port 80' at column 13 conflicts with 'icmp' at column 1: ports need TCP or UDP",
+    OR,
+  ],
+  [
+    "icmp type 8 and tcp",
+    "'tcp' at column 17 conflicts with 'icmp' at column 1: a packet has one IP protocol",
+    OR,
+  ],
+  [
+    "icmp type 8 type 0",
+    "'type 0' at column 13 conflicts with 'type 8' at column 6: a packet has one ICMP type",
+    OR,
+  ],
+  [
+    "icmp6 type echo-request type echo-reply",
+    "'type echo-reply' at column 25 conflicts with 'type echo-request' at column 7: a packet has one ICMP type",
+    OR,
+  ],
+  [
+    "icmp code 1 code 2",
+    "'code 2' at column 13 conflicts with 'code 1' at column 6: a packet has one ICMP code",
+    OR,
+  ],
+  ["icmp type 256", "ICMP type 256 at column 11 is out of range (0-255)", ICMP_TYPES],
+  ["icmp code 256", "ICMP code 256 at column 11 is out of range (0-255)", ICMP_CODES],
+  ["icmp code x", "'x' at column 11 is not a number", ICMP_CODES],
+  ["icmp6 type ping", "'ping' at column 12 is not an ICMP type", ICMP_TYPES],
+  ["icmp type -1", "'-1' at column 11 is not an ICMP type", ICMP_TYPES],
+  ["icmp6 type", "'type' at column 7 needs an ICMP type after it", ICMP_TYPES],
+  ["icmp code and in", "'code' at column 6 needs an ICMP code after it", ICMP_CODES],
+  [
+    "icmp type neighbor-solicit",
+    "'neighbor-solicit' at column 11 is an ICMPv6 type, but 'icmp' at column 1 makes the rule ICMP",
+    "write 'icmp6 type neighbor-solicit', or a number for an ICMP type",
+  ],
+  [
+    "proto 1 type Neighbor-Advert",
+    "'Neighbor-Advert' at column 14 is an ICMPv6 type, but 'proto 1' at column 1 makes the rule ICMP",
+    "write 'icmp6 type neighbor-advert', or a number for an ICMP type",
   ],
   ["src", "'src' at column 1 needs host, net or port after it", "e.g. 'src host 198.18.0.1'"],
   [
@@ -507,8 +781,10 @@ Deno.test("the column of an error is where the offending word starts", () => {
 Deno.test("packRules() writes struct belt_rule rules[max], little-endian, zero-filled", () => {
   const r = parseRule("in vlan 100 ip udp src net 198.18.0.0/15 dst host 198.19.0.1 sport 53");
   const r2 = parseRule("ip6 net fd00:beef::/64 dport 8000-8080 port 1-2");
-  const packed = packRules([r, r2], 4);
-  equal(packed.length, 4 * 80);
+  const r3 = parseRule(`ether src ${M1} ether dst ${M2} icmp6 type 135 code 7`);
+  const r4 = parseRule(`ether host ${M2}`);
+  const packed = packRules([r, r2, r3, r4], 5);
+  equal(packed.length, 5 * 104);
   const v = new DataView(packed.buffer);
   equal(v.getUint32(0, true), r.fields);
   equal(v.getUint16(4, true), 0x0800);
@@ -520,13 +796,50 @@ Deno.test("packRules() writes struct belt_rule rules[max], little-endian, zero-f
   deepEqual(Array.from(packed.subarray(25, 32)), [0, 0, 0, 0, 0, 0, 0]);
   equal(hex(packed.subarray(32, 48)), hex(v4("198.18.0.0")));
   equal(hex(packed.subarray(48, 64)), hex(v4("198.19.0.1")));
-  deepEqual([v.getUint16(80 + 14, true), v.getUint16(80 + 16, true)], [8000, 8080]);
-  deepEqual([v.getUint16(80 + 18, true), v.getUint16(80 + 20, true)], [1, 2]);
-  equal(packed[80 + 24], 64);
-  equal(hex(packed.subarray(80 + 64, 80 + 80)), hex(v6("fd00:beef::")));
-  ok(packed.subarray(160).every((x) => x === 0), "unused entries are zero");
-  deepEqual(beltRule.unpack(packed.subarray(80)).dst_len, 0);
-  equal(packRules([], 16).length, 1280);
+  ok(packed.subarray(80, 104).every((x) => x === 0), "MACs, ICMP and pad2 zero when unused");
+  // Rule 1 starts at 104 (the C array stride).
+  deepEqual([v.getUint16(104 + 14, true), v.getUint16(104 + 16, true)], [8000, 8080]);
+  deepEqual([v.getUint16(104 + 18, true), v.getUint16(104 + 20, true)], [1, 2]);
+  deepEqual(Array.from(packed.subarray(104 + 22, 104 + 32)), [0, 0, 64, 0, 0, 0, 0, 0, 0, 0]);
+  equal(hex(packed.subarray(104 + 64, 104 + 80)), hex(v6("fd00:beef::")));
+  // Rule 2: struct offsets 80 src_mac, 86 dst_mac, 92 any_mac, 98 icmp_type, 99 icmp_code.
+  const at = 2 * 104;
+  equal(v.getUint32(at, true), BELT_M_SMAC | BELT_M_DMAC | ETH | L4 | TYPE | CODE);
+  equal(hex(packed.subarray(at + 80, at + 86)), hex(mac(M1)));
+  equal(hex(packed.subarray(at + 86, at + 92)), hex(mac(M2)));
+  ok(packed.subarray(at + 92, at + 98).every((x) => x === 0), "no any_mac");
+  deepEqual([packed[at + 98], packed[at + 99]], [135, 7]);
+  ok(packed.subarray(at + 100, at + 104).every((x) => x === 0), "pad2 is zero");
+  equal(v.getUint32(3 * 104, true), BELT_M_MAC);
+  equal(hex(packed.subarray(3 * 104 + 92, 3 * 104 + 98)), hex(mac(M2)));
+  ok(packed.subarray(4 * 104).every((x) => x === 0), "unused entries are zero");
+  deepEqual(beltRule.unpack(packed.subarray(104)).dst_len, 0);
+  equal(packRules([], 16).length, 16 * 104);
+});
+
+Deno.test("ruleFromStruct() turns packRules() bytes back into the rule formatRule() shows", () => {
+  const rules = good.map((g) => parseRule(g.text));
+  const packed = packRules(rules, rules.length);
+  rules.forEach((rule, i) => {
+    const s = beltRule.unpack(packed.subarray(i * 104, (i + 1) * 104));
+    const back = ruleFromStruct(s);
+    deepEqual(body(back), body(rule), rule.text);
+    equal(formatRule(back), formatRule(rule), rule.text);
+    equal(back.text, formatRule(rule), "text defaults to the canonical form");
+    equal(ruleFromStruct(s, "from map").text, "from map");
+    // The rule owns its bytes: the struct can be reused.
+    s.src_mac.fill(0xee);
+    s.any.fill(0xee);
+    deepEqual(body(back), body(rule), `${rule.text}: no shared buffers`);
+  });
+  // What the kernel holds is shown even when parseRule() would not have written it.
+  const raw = ruleFromStruct(beltRule.unpack(packRules([{
+    ...parseRule("tcp"),
+    fields: BELT_M_ICMP_TYPE | BELT_M_DIR,
+    direction: 3,
+    icmpType: 8,
+  }], 1)));
+  equal(raw.text, "direction 3 type 8");
 });
 
 Deno.test("packRules() refuses more rules than fit, and fields C cannot hold", () => {
@@ -538,8 +851,12 @@ Deno.test("packRules() refuses more rules than fit, and fields C cannot hold", (
   const broken: [Partial<Rule>, string][] = [
     [{ srcLen: 129 }, "srcLen 129 is outside 0-128"],
     [{ portHi: 65536 }, "portHi 65536 is outside 0-65535"],
-    [{ fields: 1 << 10 }, "fields 0x400 has unknown bits"],
+    [{ fields: 1 << 15 }, "fields 0x8000 has unknown bits"],
     [{ any: new Uint8Array(4) }, "any has 4 bytes, not 16"],
+    [{ srcMac: new Uint8Array(5) }, "srcMac has 5 bytes, not 6"],
+    [{ anyMac: new Uint8Array(16) }, "anyMac has 16 bytes, not 6"],
+    [{ icmpType: 256 }, "icmpType 256 is outside 0-255"],
+    [{ icmpCode: -1 }, "icmpCode -1 is outside 0-255"],
     [{ dst: v4("198.18.0.1"), dstLen: 120 }, "dst has bits set past /120"],
   ];
   for (const [change, what] of broken) {
@@ -568,13 +885,24 @@ function assertLayout(codec: StructCodec<unknown>, name: string, rename = (s: st
 
 Deno.test("beltRule matches struct belt_rule in match_rule.bpf.o's BTF, member by member", () => {
   assertLayout(beltRule as StructCodec<unknown>, "belt_rule");
-  equal(beltRule.size, 80);
+  equal(beltRule.size, 104);
+  deepEqual(
+    beltRule.layout.slice(-6).map((f) => [f.name, f.offset, f.size]),
+    [
+      ["src_mac", 80, 6],
+      ["dst_mac", 86, 6],
+      ["any_mac", 92, 6],
+      ["icmp_type", 98, 1],
+      ["icmp_code", 99, 1],
+      ["pad2", 100, 4],
+    ],
+  );
   // And packRules lays rules out at the stride C uses for an array of them.
   using obj = BpfObject.open(matchRuleObject);
   const rules = obj.btfStruct("match_rules");
   deepEqual(rules.members.map((m) => [m.name, m.offset, m.size]), [
-    ["rule", 0, MAX_RULES * 80],
-    ["count", MAX_RULES * 80, 4],
+    ["rule", 0, MAX_RULES * 104],
+    ["count", MAX_RULES * 104, 4],
   ]);
 });
 
@@ -601,6 +929,10 @@ function packet(p: Partial<ParsedPacket>): ParsedPacket {
     srcPort: 0,
     dstPort: 0,
     vlanOuter: 0,
+    srcMac: new Uint8Array(6),
+    dstMac: new Uint8Array(6),
+    icmpType: 0,
+    icmpCode: 0,
     ...p,
   };
 }
@@ -627,6 +959,31 @@ Deno.test("ruleMatches() follows belt_rule_match() on hand-built packets", () =>
     dstPort: 5353,
   });
   const arp = packet({ ethProto: 0x0806, flags: BELT_F_VLAN, vlanOuter: 0 });
+  const ping = packet({
+    flags: BELT_F_L2 | BELT_F_L3 | BELT_F_L4,
+    ethProto: 0x0800,
+    l4Proto: 1,
+    srcAddr: v4("198.18.0.1"),
+    dstAddr: v4("198.19.0.1"),
+    srcMac: mac(M1),
+    dstMac: mac(M2),
+    icmpType: 8,
+    icmpCode: 0,
+  });
+  const pingNoL2 = { ...ping, flags: BELT_F_L3 | BELT_F_L4 };
+  const pingLater = { ...ping, flags: BELT_F_L2 | BELT_F_L3, icmpType: 0 }; // no ICMP header
+  const ns = packet({
+    flags: BELT_F_L2 | BELT_F_L3 | BELT_F_L4,
+    ethProto: 0x86dd,
+    l4Proto: 58,
+    srcAddr: v6("fd00:beef::1"),
+    dstAddr: v6("ff02::1:ff00:2"),
+    srcMac: mac(M2),
+    dstMac: mac("33:33:ff:00:00:02"),
+    icmpType: 135,
+  });
+  const zeroL2 = packet({ flags: BELT_F_L2 }); // all-zero MACs, read
+  const cutL2 = packet({}); // all-zero MACs, not read
   const table: [string, ParsedPacket, 1 | 2, boolean][] = [
     ["tcp", tcp4, 1, true],
     ["tcp", cut, 1, false],
@@ -665,10 +1022,49 @@ Deno.test("ruleMatches() follows belt_rule_match() on hand-built packets", () =>
     ["icmp6", udp6, 1, false],
     ["ip6 udp sport 53 dport 5353 src fd00:beef::1 in", udp6, 1, true],
     ["ip6 udp sport 53 dport 5353 src fd00:beef::1 in", udp6, 2, false],
+    [`ether src ${M1}`, ping, 1, true],
+    [`ether src ${M2}`, ping, 1, false],
+    [`ether dst ${M2}`, ping, 1, true],
+    [`ether src ${M1} ether dst ${M2}`, ping, 1, true],
+    [`ether src ${M2} ether dst ${M1}`, ping, 1, false],
+    [`ether host ${M1}`, ping, 1, true],
+    [`ether host ${M2}`, ping, 1, true],
+    ["ether host 02:00:5e:10:00:03", ping, 1, false],
+    [`ether host ${M2}`, ns, 1, true],
+    ["ether dst 33:33:ff:00:00:02", ns, 1, true],
+    [`ether src ${M1}`, pingNoL2, 1, false], // MACs need L2
+    [`ether host ${M1}`, pingNoL2, 1, false],
+    ["ether src 00:00:00:00:00:00", zeroL2, 1, true],
+    ["ether host 00:00:00:00:00:00", zeroL2, 1, true],
+    ["ether src 00:00:00:00:00:00", cutL2, 1, false],
+    ["ether dst 00:00:00:00:00:00", cutL2, 1, false],
+    ["icmp", ping, 1, true],
+    ["icmp type 8", ping, 1, true],
+    ["icmp type echo-request code 0", ping, 1, true],
+    ["icmp type 0", ping, 1, false],
+    ["icmp code 1", ping, 1, false],
+    ["icmp code 0", ping, 1, true],
+    ["proto 1 type 8", ping, 1, true],
+    ["icmp type 8", pingNoL2, 1, true], // L2 is not needed for ICMP
+    ["icmp type 8", pingLater, 1, false], // no ICMP header: no type
+    ["icmp code 0", pingLater, 1, false],
+    ["icmp", pingLater, 1, true],
+    ["icmp6 type neighbor-solicit", ns, 2, true],
+    ["icmp6 type 135 code 0", ns, 1, true],
+    ["icmp6 type echo-request", ns, 1, false],
+    ["icmp type 135", ns, 1, false], // ICMP is IPv4
+    [`in ether src ${M1} icmp src host 198.18.0.1 type echo-request`, ping, 1, true],
+    [`in ether src ${M1} icmp src host 198.18.0.1 type echo-request`, ping, 2, false],
   ];
   for (const [text, pkt, dir, want] of table) {
     equal(ruleMatches(parseRule(text), pkt, dir), want, `${text} (dir ${dir})`);
   }
+  // Raw rules (no protocol condition): the type needs an ICMP or ICMPv6 header all the same.
+  const raw = (r: Partial<Rule>) => ({ ...parseRule("in"), fields: 0, ...r });
+  equal(ruleMatches(raw({ fields: BELT_M_ICMP_TYPE, icmpType: 0 }), tcp4, 1), false);
+  equal(ruleMatches(raw({ fields: BELT_M_ICMP_CODE, icmpCode: 0 }), udp6, 1), false);
+  equal(ruleMatches(raw({ fields: BELT_M_ICMP_TYPE, icmpType: 135 }), ns, 1), true);
+  equal(ruleMatches(raw({ fields: BELT_M_ICMP_TYPE, icmpType: 8 }), ping, 1), true);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -715,6 +1111,25 @@ const COMMON_PORTS = [0, 22, 53, 80, 443, 1023, 1024, 5353, 8000, 8080, 65535];
 const port = (r: Rand) => r.chance(0.6) ? r.pick(COMMON_PORTS) : r.int(65536);
 /** Rules name the common ports more often than frames carry them, so that they hit. */
 const rulePort = (r: Rand) => r.chance(0.9) ? r.pick(COMMON_PORTS) : r.int(65536);
+/** MACs of the frames, mostly from a small pool so that rules naming them hit. The zero MAC is
+ * also what belt_packet holds when the Ethernet header was not read (no BELT_F_L2). */
+const MAC_POOL = [
+  M1,
+  M2,
+  "02:00:5e:10:00:03",
+  "33:33:00:00:00:01",
+  "ff:ff:ff:ff:ff:ff",
+  "00:00:00:00:00:00",
+];
+const frameMac = (r: Rand) => r.chance(0.85) ? mac(r.pick(MAC_POOL)) : cat(r.bytes(6));
+const ruleMac = (r: Rand) => r.chance(0.9) ? mac(r.pick(MAC_POOL)) : cat(r.bytes(6));
+/** ICMP and ICMPv6 types and codes the frames carry most of the time (and rules name). */
+const ICMP4_TYPES = [0, 3, 5, 8, 11];
+const ICMP6_TYPES = [1, 3, 128, 129, 133, 134, 135, 136, 137];
+const ICMP_CODE_POOL = [0, 0, 1, 3, 4];
+const icmpType = (r: Rand, six: boolean, p: number) =>
+  r.chance(p) ? r.pick(six ? ICMP6_TYPES : ICMP4_TYPES) : r.int(256);
+const icmpCode = (r: Rand, p: number) => r.chance(p) ? r.pick(ICMP_CODE_POOL) : r.int(256);
 
 interface Frame {
   frame: Bytes;
@@ -728,6 +1143,7 @@ interface L4Part {
   bytes: Bytes;
   hdr: number; // header length belt_parse reads
   ports?: [number, number];
+  icmp?: [number, number]; // type, code
   malformed?: boolean;
 }
 
@@ -755,7 +1171,8 @@ function l4Header(r: Rand, proto: number, icmpProto: number): L4Part | undefined
     };
   }
   if (proto === icmpProto) {
-    return { bytes: cat([r.int(256), r.int(256), 0, 0], r.bytes(4), payload), hdr: 8 };
+    const type = icmpType(r, icmpProto === ICMPV6, 0.75), code = icmpCode(r, 0.8);
+    return { bytes: cat([type, code, 0, 0], r.bytes(4), payload), hdr: 8, icmp: [type, code] };
   }
   return undefined; // a protocol belt_parse does not read: just payload
 }
@@ -805,6 +1222,7 @@ function ipv4(r: Rand, l3: number, m: ParsedPacket): [Bytes, number, boolean] {
   m.srcAddr = v4(src);
   m.dstAddr = v4(dst);
   if (l4?.ports) [m.srcPort, m.dstPort] = l4.ports;
+  if (l4?.icmp) [m.icmpType, m.icmpCode] = l4.icmp;
   return [cat(head, payload), l3 + ihl * 4 + (l4 ? l4.hdr : 0), wellFormed];
 }
 
@@ -865,6 +1283,7 @@ function ipv6(r: Rand, l3: number, m: ParsedPacket): [Bytes, number, boolean] {
   m.srcAddr = src;
   m.dstAddr = dst;
   if (l4?.ports) [m.srcPort, m.dstPort] = l4.ports;
+  if (l4?.icmp) [m.icmpType, m.icmpCode] = l4.icmp;
   // A later fragment stops the parse right after its fragment header.
   const laterEnd = l3 + 40 + (later ? extLenUpTo(inner, kinds, fragAt) : 0);
   return [cat(head, inner), later ? laterEnd : l3 + 40 + extLen + (l4 ? l4.hdr : 0), wellFormed];
@@ -887,6 +1306,10 @@ function randomFrame(r: Rand): Frame {
     srcPort: 0,
     dstPort: 0,
     vlanOuter: 0,
+    srcMac: frameMac(r),
+    dstMac: frameMac(r),
+    icmpType: 0,
+    icmpCode: 0,
   };
   const t = r.int(100);
   const tags = t < 70 ? 0 : t < 88 ? 1 : t < 98 ? 2 : 3;
@@ -904,12 +1327,14 @@ function randomFrame(r: Rand): Frame {
     : r.pick([0x88cc, 0x8847, 0x0000, 0x05dc, 0x9000]);
   const tpids = vids.map(() => r.pick([0x8100, 0x88a8]));
   const l2 = cat(
-    r.bytes(12),
+    m.dstMac,
+    m.srcMac,
     ...vids.map((v, i) => cat(n16(tpids[i]!), n16(r.int(16) << 12 | v))),
     n16(ethType),
   );
   const l3 = l2.length;
-  if (tags) m.flags |= BELT_F_VLAN;
+  // Ethernet and the first two tags are read whole whenever the model is checked (need >= that).
+  m.flags |= BELT_F_L2 | (tags ? BELT_F_VLAN : 0);
   m.vlanOuter = vids[0] ?? 0;
   let l3Bytes: Bytes, need = l3, wellFormed = true;
   if (tags > 2) {
@@ -973,8 +1398,52 @@ function maskedText(r: Rand): string {
   return `${g.join(":")}/${len}`;
 }
 
+/** A MAC as a rule writes it: colons or dashes, any case, sometimes without leading zeros. */
+function macText(r: Rand): string {
+  const sep = r.pick([":", ":", "-"]);
+  const text = Array.from(ruleMac(r), (x) => {
+    const h = x.toString(16);
+    return r.chance(0.2) ? h : h.padStart(2, "0");
+  }).join(sep);
+  return r.chance(0.3) ? text.toUpperCase() : text;
+}
+
+const ICMP_NAMES: Record<string, [number, number]> = { // name: [ICMP, ICMPv6]; -1: none
+  "echo-reply": [0, 129],
+  "dest-unreach": [3, 1],
+  "redirect": [5, 137],
+  "echo-request": [8, 128],
+  "time-exceeded": [11, 3],
+  "router-solicit": [10, 133],
+  "neighbor-solicit": [-1, 135],
+  "neighbor-advert": [-1, 136],
+};
+
+/** A protocol word and, mostly, an ICMP type and/or code after it. */
+function icmpTerms(r: Rand): string {
+  if (r.chance(0.04)) return r.pick(["type 8", "code 0", "type echo-request"]); // refused
+  const six = r.chance(0.5);
+  const out = [
+    six
+      ? r.pick(["icmp6", "icmpv6", "icmp6", "proto 58", "ip6 proto 58"])
+      : r.pick(["icmp", "icmp", "proto 1", "ip proto 1"]),
+  ];
+  if (r.chance(0.85)) {
+    const type = icmpType(r, six, 0.9);
+    const names = Object.entries(ICMP_NAMES).filter(([, t]) => t[six ? 1 : 0] === type);
+    out.push(`type ${names.length && r.chance(0.6) ? r.pick(names)[0] : type}`);
+  }
+  if (r.chance(0.45)) out.push(`code ${icmpCode(r, 0.9)}`);
+  return out.join(r.chance(0.5) ? " and " : " ");
+}
+
 function randomTerm(r: Rand): string {
-  switch (r.int(9)) {
+  switch (r.int(12)) {
+    case 9:
+      return `ether ${r.pick(["src", "dst", "host"])} ${macText(r)}`;
+    case 10:
+    case 11:
+      return icmpTerms(r);
     case 0:
     case 1:
       return r.pick([
@@ -1027,7 +1496,7 @@ const hexAddr = (a: Uint8Array) =>
 
 function rawRule(r: Rand): Rule {
   let fields = 0; // one to four conditions, so that raw rules match now and then
-  for (let n = 1 + r.int(4); n > 0; n--) fields |= 1 << r.int(10);
+  for (let n = 1 + r.int(4); n > 0; n--) fields |= 1 << r.int(15);
   const prefix = (): [Uint8Array, number] => {
     const a = r.chance(0.5) ? v4(addr4(r)) : addr6(r);
     const len = r.chance(0.5) ? 96 + r.int(33) : r.int(129);
@@ -1058,6 +1527,11 @@ function rawRule(r: Rand): Rule {
     src,
     dst,
     any,
+    srcMac: ruleMac(r),
+    dstMac: ruleMac(r),
+    anyMac: ruleMac(r),
+    icmpType: icmpType(r, r.chance(0.5), 0.8),
+    icmpCode: icmpCode(r, 0.8),
   };
 }
 
@@ -1070,15 +1544,23 @@ function randomRules(r: Rand, parsed: number, raw: number): { rules: Rule[]; ref
     try {
       const rule = parseRule(text);
       deepEqual(body(parseRule(formatRule(rule))), body(rule), `round trip of '${text}'`);
+      deepEqual(body(throughStruct(rule)), body(rule), `'${text}' through struct belt_rule`);
       rules.push(rule);
     } catch (e) {
       if (!(e instanceof BeltError)) throw e;
       refused++; // a conflict such as 'arp port 80': drawn again
     }
   }
-  for (let i = 0; i < raw; i++) rules.push(rawRule(r));
+  for (let i = 0; i < raw; i++) {
+    const rule = rawRule(r);
+    equal(formatRule(throughStruct(rule)), formatRule(rule));
+    rules.push(rule);
+  }
   return { rules, refused };
 }
+
+/** packRules(), beltRule.unpack(), ruleFromStruct(): what a plugin reads back from the kernel. */
+const throughStruct = (rule: Rule) => ruleFromStruct(beltRule.unpack(packRules([rule], 1)));
 
 // ---------------------------------------------------------------------------------------------
 // The kernel differential test
@@ -1099,7 +1581,13 @@ function tcRefuses(frame: Uint8Array): boolean {
 }
 
 const describe = (p: ParsedPacket) =>
-  JSON.stringify({ ...p, srcAddr: hex(p.srcAddr), dstAddr: hex(p.dstAddr) });
+  JSON.stringify({
+    ...p,
+    srcAddr: hex(p.srcAddr),
+    dstAddr: hex(p.dstAddr),
+    srcMac: hex(p.srcMac),
+    dstMac: hex(p.dstMac),
+  });
 
 kernelTest(
   "belt_rule_match() in the kernel equals ruleMatches() on random frames and rules",
@@ -1108,9 +1596,9 @@ kernelTest(
     const { rules, refused } = randomRules(r, PARSED_RULES, RAW_RULES);
     using obj = BpfObject.open(matchRuleObject);
     obj.load();
-    const ruleBuf = new Uint8Array(MAX_RULES * 80 + 4);
+    const ruleBuf = new Uint8Array(MAX_RULES * beltRule.size + 4);
     ruleBuf.set(packRules(rules, MAX_RULES));
-    new DataView(ruleBuf.buffer).setUint32(MAX_RULES * 80, rules.length, true);
+    new DataView(ruleBuf.buffer).setUint32(MAX_RULES * beltRule.size, rules.length, true);
     obj.map("rules").typed(u32, bytes(ruleBuf.length)).set(0, ruleBuf);
     const out = obj.map("out").typed(u32, bytes(OUT_SIZE));
     const poison = new Uint8Array(OUT_SIZE).fill(POISON);
@@ -1137,7 +1625,7 @@ kernelTest(
       // The parse, where the generator knows what a well-formed frame holds.
       if (model && frame.length >= need) {
         modelled++;
-        const keep = BELT_F_VLAN | BELT_F_L3 | BELT_F_L4;
+        const keep = BELT_F_L2 | BELT_F_VLAN | BELT_F_L3 | BELT_F_L4;
         const mine = { ...model, flags: model.flags & keep };
         const theirs: ParsedPacket = {
           flags: pkt.flags & keep,
@@ -1148,6 +1636,10 @@ kernelTest(
           srcPort: pkt.srcPort,
           dstPort: pkt.dstPort,
           vlanOuter: pkt.vlanOuter,
+          srcMac: pkt.srcMac,
+          dstMac: pkt.dstMac,
+          icmpType: pkt.icmpType,
+          icmpCode: pkt.icmpCode,
         };
         if (describe(mine) !== describe(theirs)) {
           fail(`${where()}\n  generator expected ${describe(mine)}`);
@@ -1183,13 +1675,32 @@ kernelTest(
     const ms = performance.now() - t0;
     const hitRules = ruleHits.filter((n) => n > 0).length;
     const hitParsed = ruleHits.subarray(0, PARSED_RULES).filter((n) => n > 0).length;
+    // The newer conditions must be drawn often and hit, or the comparison proves little.
+    const kinds = [
+      ["MAC", BELT_M_SMAC | BELT_M_DMAC | BELT_M_MAC],
+      ["ICMP type", BELT_M_ICMP_TYPE],
+      ["ICMP code", BELT_M_ICMP_CODE],
+    ] as const;
+    const coverage = kinds.map(([name, bits]) => {
+      const parsed = rules.slice(0, PARSED_RULES).map((x, k) => [x, k] as const)
+        .filter(([x]) => x.fields & bits);
+      const hit = parsed.filter(([, k]) => ruleHits[k]! > 0).length;
+      return { name, parsed: parsed.length, hit };
+    });
     console.log(
       `${ran} frames x ${rules.length} rules x 2 directions = ${compared} verdicts compared ` +
         `(${hits} matches; ${hitRules} rules matched something, ${hitParsed} of the ` +
         `${PARSED_RULES} parsed ones; ${modelled} parses checked against ` +
         `the generator; ${skipped} frames too short for a TC test run; ${refused} random rule ` +
-        `texts refused as conflicting) in ${Math.round(ms)} ms`,
+        `texts refused as conflicting; parsed rules with ` +
+        coverage.map((c) => `${c.name}: ${c.parsed}, ${c.hit} matched`).join("; ") +
+        `) in ${Math.round(ms)} ms`,
     );
+    for (const c of coverage) {
+      const min = c.name === "ICMP code" ? 15 : 30;
+      ok(c.parsed >= min, `${c.parsed} parsed rules with a ${c.name} condition`);
+      ok(c.hit >= c.parsed * 0.6, `${c.hit} of ${c.parsed} ${c.name} rules matched`);
+    }
     ok(ran >= 20_000, `${ran} frames ran`);
     ok(rules.length >= 300);
     ok(modelled >= ran / 2, `${modelled} of ${ran} frames modelled`);

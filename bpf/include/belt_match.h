@@ -9,8 +9,10 @@
  *
  * Addresses use belt_packet's 16-byte form (IPv4 as ::ffff:a.b.c.d), so an
  * IPv4 prefix /n is stored as a /(96+n) and one compare serves both
- * families. Ports only match packets with a TCP or UDP header, so a
- * non-first fragment never matches a port condition. */
+ * families. Ports only match packets with a TCP or UDP header, and ICMP
+ * type/code only packets with an ICMP or ICMPv6 header, so a non-first
+ * fragment never matches either. MAC conditions need a complete Ethernet
+ * header. */
 #ifndef BELT_MATCH_H
 #define BELT_MATCH_H
 
@@ -26,6 +28,11 @@
 #define BELT_M_SPORT (1u << 7) /* TCP/UDP source port in [sport_lo, sport_hi] */
 #define BELT_M_DPORT (1u << 8) /* TCP/UDP destination port in [dport_lo, dport_hi] */
 #define BELT_M_PORT  (1u << 9) /* source or destination port in [port_lo, port_hi] */
+#define BELT_M_SMAC  (1u << 10) /* Ethernet source address equals src_mac */
+#define BELT_M_DMAC  (1u << 11) /* Ethernet destination address equals dst_mac */
+#define BELT_M_MAC   (1u << 12) /* Ethernet source or destination address equals any_mac */
+#define BELT_M_ICMP_TYPE (1u << 13) /* ICMP/ICMPv6 header read and its type equals icmp_type */
+#define BELT_M_ICMP_CODE (1u << 14) /* ICMP/ICMPv6 header read and its code equals icmp_code */
 
 #define BELT_DIR_IN  1
 #define BELT_DIR_OUT 2
@@ -50,9 +57,15 @@ struct belt_rule {
 	__u8  src[16];     /* 32: prefixes, bits past the length zero */
 	__u8  dst[16];     /* 48 */
 	__u8  any[16];     /* 64 */
+	__u8  src_mac[6];  /* 80 */
+	__u8  dst_mac[6];  /* 86 */
+	__u8  any_mac[6];  /* 92 */
+	__u8  icmp_type;   /* 98 */
+	__u8  icmp_code;   /* 99 */
+	__u8  pad2[4];     /* 100: zero */
 };
 
-_Static_assert(sizeof(struct belt_rule) == 80, "belt_rule layout changed");
+_Static_assert(sizeof(struct belt_rule) == 104, "belt_rule layout changed");
 
 static __always_inline __u64 belt_load_be64(const __u8 *p)
 {
@@ -74,6 +87,18 @@ static __always_inline int belt_prefix_match(const __u8 *addr, const __u8 *prefi
 	       (belt_load_be64(addr + 8) & lo_mask) == belt_load_be64(prefix + 8);
 }
 
+static __always_inline int belt_mac_equal(const __u8 *a, const __u8 *b)
+{
+	__u32 a4, b4;
+	__u16 a2, b2;
+
+	__builtin_memcpy(&a4, a, 4);
+	__builtin_memcpy(&b4, b, 4);
+	__builtin_memcpy(&a2, a + 4, 2);
+	__builtin_memcpy(&b2, b + 4, 2);
+	return a4 == b4 && a2 == b2;
+}
+
 static __always_inline int belt_in_range(__u16 v, __u16 lo, __u16 hi)
 {
 	return v >= lo && v <= hi;
@@ -92,6 +117,15 @@ static __always_inline int belt_rule_match(const struct belt_rule *r,
 		return 0;
 	if ((f & BELT_M_VLAN) &&
 	    (!(p->flags & BELT_F_VLAN) || (r->vlan != BELT_VLAN_ANY && p->vlan_outer != r->vlan)))
+		return 0;
+	if ((f & (BELT_M_SMAC | BELT_M_DMAC | BELT_M_MAC)) && !(p->flags & BELT_F_L2))
+		return 0;
+	if ((f & BELT_M_SMAC) && !belt_mac_equal(p->src_mac, r->src_mac))
+		return 0;
+	if ((f & BELT_M_DMAC) && !belt_mac_equal(p->dst_mac, r->dst_mac))
+		return 0;
+	if ((f & BELT_M_MAC) && !belt_mac_equal(p->src_mac, r->any_mac) &&
+	    !belt_mac_equal(p->dst_mac, r->any_mac))
 		return 0;
 	if (f & (BELT_M_L4 | BELT_M_SRC | BELT_M_DST | BELT_M_ANY)) {
 		if (!(p->flags & BELT_F_L3))
@@ -117,6 +151,15 @@ static __always_inline int belt_rule_match(const struct belt_rule *r,
 			return 0;
 		if ((f & BELT_M_PORT) && !belt_in_range(p->src_port, r->port_lo, r->port_hi) &&
 		    !belt_in_range(p->dst_port, r->port_lo, r->port_hi))
+			return 0;
+	}
+	if (f & (BELT_M_ICMP_TYPE | BELT_M_ICMP_CODE)) {
+		if (!(p->flags & BELT_F_L4) ||
+		    (p->l4_proto != IPPROTO_ICMP && p->l4_proto != IPPROTO_ICMPV6))
+			return 0;
+		if ((f & BELT_M_ICMP_TYPE) && p->icmp_type != r->icmp_type)
+			return 0;
+		if ((f & BELT_M_ICMP_CODE) && p->icmp_code != r->icmp_code)
 			return 0;
 	}
 	return 1;
