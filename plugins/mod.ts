@@ -7,10 +7,11 @@ import { BeltError } from "../bpf/mod.ts";
 import type { Plugin } from "./plugin.ts";
 import { count } from "./count/mod.ts";
 import { mirror } from "./mirror/mod.ts";
+import { firewall } from "./firewall/mod.ts";
 
 export { definePlugin } from "./plugin.ts";
 export type { Hook, Plugin, ProgramSpec, Stats } from "./plugin.ts";
-export { RunningPlugin, startPlugin } from "./runner.ts";
+export { interfacePinDir, removePinnedXdp, RunningPlugin, startPlugin } from "./runner.ts";
 export type { Direction, StartOptions } from "./runner.ts";
 export { describeChain } from "./chain.ts";
 export type { ChainEntry } from "./chain.ts";
@@ -44,8 +45,79 @@ export { openTunnelDevice, removeIdleTunnelDevices } from "./mirror/vxlan.ts";
 export { routeTo } from "./mirror/iproute.ts";
 export type { TunnelDevice } from "./mirror/vxlan.ts";
 export { formatIp, isMappedIpv4, parseIp } from "./addr.ts";
-export { beltRule, formatRule, packRules, parseRule, ruleMatches } from "./rules.ts";
-export type { BeltRuleStruct, ParsedPacket, Rule } from "./rules.ts";
+export {
+  firewall,
+  FIREWALL_HELP,
+  firewallMaps,
+  firewallOptions,
+  openFirewall,
+  readRulesFile,
+} from "./firewall/mod.ts";
+export type { FirewallOptions } from "./firewall/mod.ts";
+export {
+  FIREWALL,
+  fwConfig,
+  fwCounter,
+  fwHostKey,
+  fwNetKey,
+  fwRule,
+  fwSlots,
+  fwTotals,
+} from "./firewall/layout.ts";
+export type {
+  FwConfig,
+  FwCounter,
+  FwHostKey,
+  FwNetKey,
+  FwRule,
+  FwSlots,
+} from "./firewall/layout.ts";
+export {
+  firewallRuleOf,
+  formatFirewallRule,
+  parseFirewallMatch,
+  parseFirewallRule,
+  parseRulesFile,
+  ruleDirection,
+} from "./firewall/rule.ts";
+export type { FirewallAction, FirewallRule } from "./firewall/rule.ts";
+export { FirewallTable } from "./firewall/table.ts";
+export { firewallDecision, firewallVerdict, isNeighbourDiscovery } from "./firewall/reference.ts";
+export type { FirewallDecision, FirewallPolicy, OverRate } from "./firewall/reference.ts";
+export type { FirewallMaps, InstalledRule, RuleOrigin, WantedRule } from "./firewall/table.ts";
+export {
+  BELT_DIR_IN,
+  BELT_DIR_OUT,
+  BELT_F_L2,
+  BELT_F_L3,
+  BELT_F_L4,
+  BELT_F_VLAN,
+  BELT_M_ANY,
+  BELT_M_DIR,
+  BELT_M_DMAC,
+  BELT_M_DPORT,
+  BELT_M_DST,
+  BELT_M_ETH,
+  BELT_M_ICMP_CODE,
+  BELT_M_ICMP_TYPE,
+  BELT_M_L4,
+  BELT_M_MAC,
+  BELT_M_PORT,
+  BELT_M_SMAC,
+  BELT_M_SPORT,
+  BELT_M_SRC,
+  BELT_M_VLAN,
+  BELT_VLAN_ANY,
+  beltPacket,
+  beltRule,
+  formatRule,
+  packRules,
+  parseRule,
+  ruleFromStruct,
+  ruleMatches,
+  ruleToStruct,
+} from "./rules.ts";
+export type { BeltPacket, BeltRuleStruct, ParsedPacket, Rule } from "./rules.ts";
 export { PcapngWriter, readPcapng } from "./pcapng.ts";
 export type {
   PcapngCapture,
@@ -61,7 +133,7 @@ export type {
  * @example
  * ```ts
  * import { builtinPlugins } from "@belt/belt";
- * console.log([...builtinPlugins.keys()]); // ["count", "mirror"]
+ * console.log([...builtinPlugins.keys()]); // ["count", "mirror", "firewall"]
  * ```
  */
 export const builtinPlugins: ReadonlyMap<string, Plugin<unknown>> = new Map<
@@ -70,6 +142,7 @@ export const builtinPlugins: ReadonlyMap<string, Plugin<unknown>> = new Map<
 >([
   [count.name, count as Plugin<unknown>],
   [mirror.name, mirror as Plugin<unknown>],
+  [firewall.name, firewall as Plugin<unknown>],
 ]);
 
 /**
