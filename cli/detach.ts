@@ -1,6 +1,6 @@
 /** `belt detach IFACE`: remove what killed belt processes left on an interface. */
 import { BeltError, removeStaleFilters } from "../bpf/mod.ts";
-import { removeIdleTunnelDevices } from "../plugins/mod.ts";
+import { removeIdleTunnelDevices, removePinnedXdp } from "../plugins/mod.ts";
 import { parseCommand } from "./args.ts";
 import { jsonLine } from "./output.ts";
 
@@ -9,8 +9,8 @@ export const DETACH_HELP = `belt detach — remove belt's leftovers from an inte
 
 Usage: belt detach IFACE [--json]
 
-Removes what belt kept on IFACE with --pin (pinned TCX links and cls_bpf
-filters, and their pins). TCX and XDP programs otherwise go away with the
+Removes what belt kept on IFACE with --pin (pinned TCX and XDP links and
+cls_bpf filters, and their pins). TCX and XDP programs otherwise go away with the
 belt process that attached them, even after SIGKILL. cls_bpf filters (kernels before 6.6) outlive a process killed
 with SIGKILL: this removes those whose belt process is gone (only if the
 filter still holds the program belt recorded), and the clsact qdisc belt
@@ -38,6 +38,15 @@ export function detachCommand(args: string[]): number {
         : `removed ${r.owner} (${r.mode} ${r.direction} prio ${r.priority}, ${why})`,
     );
   }
+  const xdp = removePinnedXdp(positionals[0]!);
+  for (const dir of xdp) {
+    const owner = dir.slice(dir.lastIndexOf("/") + 1);
+    console.log(
+      values.json
+        ? jsonLine({ owner, mode: "xdp", pinned: dir })
+        : `removed ${owner} (xdp, pinned at ${dir})`,
+    );
+  }
   const devices = removeIdleTunnelDevices();
   for (const name of devices) {
     console.log(
@@ -46,7 +55,7 @@ export function detachCommand(args: string[]): number {
         : `removed ${name} (idle VXLAN device)`,
     );
   }
-  if (!removed.length && !devices.length && !values.json) {
+  if (!removed.length && !xdp.length && !devices.length && !values.json) {
     console.log(`${positionals[0]}: nothing of belt's to remove`);
   }
   return 0;

@@ -36,6 +36,7 @@ Commands:
   collect    receive mirrored VXLAN traffic and write pcapng, with per-sender stats
   count      packets and bytes per protocol and direction on an interface
   detach     remove what killed belt processes left on an interface
+  firewall   drop traffic in XDP by address, port, MAC (add, del, list change a running one)
   mirror     copy every frame of an interface to VXLAN collectors or a pcapng file
   plugin     plugin new NAME: scaffold a plugin of your own
   probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)

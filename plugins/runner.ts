@@ -91,6 +91,58 @@ function hostNetnsInode(): number | null | undefined {
   }
 }
 
+/** Where belt pins by default: BELT_PIN_ROOT or /sys/fs/bpf/belt. */
+function pinRoot(): string {
+  return Deno.env.get("BELT_PIN_ROOT") ?? "/sys/fs/bpf/belt";
+}
+
+/**
+ * The directory under which plugins on `iface` (in the calling thread's
+ * network namespace) are pinned: `root/[netns-<inode>/]<iface>`.
+ *
+ * @example
+ * ```ts ignore
+ * import { interfacePinDir } from "@belt/belt";
+ * console.log(interfacePinDir("eth0")); // "/sys/fs/bpf/belt/eth0"
+ * ```
+ */
+export function interfacePinDir(iface: string, root: string = pinRoot()): string {
+  const ns = Deno.statSync("/proc/thread-self/ns/net").ino;
+  const hostNs = hostNetnsInode(); // unknown (sandboxed /proc): always say which namespace
+  return `${root}/${ns === hostNs ? "" : `netns-${ns}/`}${iface}`;
+}
+
+/**
+ * Removes the pins of plugins kept on `iface` with an XDP link (pinned XDP
+ * links have no TC record to find them by); returns the directories removed.
+ * Dropping the pin releases the link, which detaches the program.
+ *
+ * @example
+ * ```ts ignore
+ * import { removePinnedXdp } from "@belt/belt";
+ * console.log(removePinnedXdp("eth0")); // ["/sys/fs/bpf/belt/eth0/firewall-1000"]
+ * ```
+ */
+export function removePinnedXdp(iface: string): string[] {
+  const base = interfacePinDir(iface);
+  const removed: string[] = [];
+  let dirs: Deno.DirEntry[];
+  try {
+    dirs = [...Deno.readDirSync(base)];
+  } catch {
+    return removed;
+  }
+  for (const d of dirs) {
+    const dir = `${base}/${d.name}`;
+    if (!d.isDirectory) continue;
+    const files = [...Deno.readDirSync(dir)].map((f) => f.name);
+    if (!files.some((f) => f.startsWith("link_xdp_"))) continue;
+    Deno.removeSync(dir, { recursive: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
 const HOOKS: readonly Hook[] = ["tc-ingress", "tc-egress", "xdp", "trace"];
 
 function wanted(hook: Hook, direction: Direction): boolean {
@@ -152,13 +204,10 @@ export class RunningPlugin implements Disposable {
    * `belt detach IFACE` can find them. Call keep() once every plugin of a run
    * is pinned; unpin() undoes this. Returns the pin directory.
    */
-  pin(root: string = Deno.env.get("BELT_PIN_ROOT") ?? "/sys/fs/bpf/belt"): string {
-    const ns = Deno.statSync("/proc/thread-self/ns/net").ino;
-    const hostNs = hostNetnsInode(); // unknown (sandboxed /proc): always say which namespace
-    const where = this.iface || "trace";
-    const dir = `${root}/${
-      ns === hostNs ? "" : `netns-${ns}/`
-    }${where}/${this.plugin.name}-${this.priority}`;
+  pin(root: string = pinRoot()): string {
+    const dir = `${
+      interfacePinDir(this.iface || "trace", root)
+    }/${this.plugin.name}-${this.priority}`;
     if (pathExists(dir)) {
       throw new BeltError(
         `${dir} exists: a ${this.plugin.name} at priority ${this.priority} is pinned there`,
