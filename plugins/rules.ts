@@ -48,6 +48,10 @@
  * | `neighbor-solicit`                      |        | 135     |
  * | `neighbor-advert`                       |        | 136     |
  *
+ * IPv4 addresses are kept in IPv6's IPv4-mapped form (::ffff:a.b.c.d), so an IPv6 prefix
+ * shorter than /96 that contains ::ffff:0:0/96 (`::/0`, `::/1`, ...) matches IPv4 packets too:
+ * `net ::/0` is any IP address. Add `ip6` for IPv6 only (tcpdump's `net ::/0`).
+ *
  * Keywords are case-insensitive. Terms that cannot hold together are
  * refused: `tcp udp`, `ip6 and net 198.18.0.0/15`, `arp and port 80`, a
  * second source address, `icmp type 8 type 0`, `ether host` with `ether src`.

@@ -21,7 +21,10 @@ need_root() {
 
 # Debian packages: runtime first, then what building and testing need.
 runtime_pkgs=(libbpf1 iproute2)
-dev_pkgs=(clang llvm gcc libc6-dev libbpf-dev linux-libc-dev bpftool tcpdump iputils-ping procps util-linux)
+dev_pkgs=(clang llvm gcc libc6-dev libbpf-dev linux-libc-dev bpftool tcpdump iputils-ping procps util-linux
+  tshark)
+# The benchmarks' peers (deno task bench): side by side with belt in the same run.
+dev_pkgs+=(iperf3 nftables iptables xdp-tools ethtool)
 pkgs=("${runtime_pkgs[@]}")
 $runtime_only || pkgs+=("${dev_pkgs[@]}")
 
