@@ -1399,32 +1399,7 @@ export function packRules(rules: Rule[], max: number): Uint8Array<ArrayBuffer> {
   const view = new DataView(out.buffer);
   rules.forEach((r, i) => {
     checkRule(r, i);
-    beltRule.write(view, i * beltRule.size, {
-      fields: r.fields,
-      eth_proto: r.ethProto,
-      l4_proto: r.l4Proto,
-      direction: r.direction,
-      vlan: r.vlan,
-      sport_lo: r.sportLo,
-      sport_hi: r.sportHi,
-      dport_lo: r.dportLo,
-      dport_hi: r.dportHi,
-      port_lo: r.portLo,
-      port_hi: r.portHi,
-      src_len: r.srcLen,
-      dst_len: r.dstLen,
-      any_len: r.anyLen,
-      pad: undefined,
-      src: r.src,
-      dst: r.dst,
-      any: r.any,
-      src_mac: r.srcMac,
-      dst_mac: r.dstMac,
-      any_mac: r.anyMac,
-      icmp_type: r.icmpType,
-      icmp_code: r.icmpCode,
-      pad2: undefined,
-    });
+    beltRule.write(view, i * beltRule.size, structOf(r));
   });
   return out;
 }
@@ -1571,6 +1546,11 @@ export function ruleMatches(rule: Rule, pkt: ParsedPacket, direction: 1 | 2): bo
  */
 export function ruleToStruct(r: Rule): BeltRuleStruct {
   checkRule(r, 0);
+  return structOf(r);
+}
+
+/** The struct members of a checked rule. */
+function structOf(r: Rule): BeltRuleStruct {
   return {
     fields: r.fields,
     eth_proto: r.ethProto,
