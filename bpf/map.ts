@@ -450,14 +450,22 @@ export class TypedMap<K, V> {
   setBatchRaw(keys: Uint8Array<ArrayBuffer>, values: Uint8Array<ArrayBuffer>, chunk = 65536): void {
     const total = keys.length / this.#key.size;
     if (!Number.isInteger(total) || values.length !== total * this.#valueBytes) {
-      throw new BeltError(`map '${this.#name}': raw batch of ${keys.length} key and ${values.length} value bytes does not hold whole entries`);
+      throw new BeltError(
+        `map '${this.#name}': raw batch of ${keys.length} key and ${values.length} value bytes does not hold whole entries`,
+      );
     }
     for (let start = 0; start < total; start += chunk) {
       const n = Math.min(chunk, total - start);
       const k = keys.subarray(start * this.#key.size, (start + n) * this.#key.size);
       const v = values.subarray(start * this.#valueBytes, (start + n) * this.#valueBytes);
       const count = new Uint32Array([n]);
-      const rc = libbpf().bpf_map_update_batch(this.#fdOf(), k, v, new Uint8Array(count.buffer), batchOpts());
+      const rc = libbpf().bpf_map_update_batch(
+        this.#fdOf(),
+        k,
+        v,
+        new Uint8Array(count.buffer),
+        batchOpts(),
+      );
       if (rc === -22 || rc === -95 || rc === -524) {
         for (let i = 0; i < n; i++) {
           const one = libbpf().bpf_map_update_elem(
@@ -545,7 +553,6 @@ export class TypedMap<K, V> {
       inBatch = outBatch.slice();
     }
   }
-
 }
 
 function batchOpts(): Uint8Array<ArrayBuffer> {
