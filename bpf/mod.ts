@@ -47,7 +47,7 @@ export { Link } from "./link.ts";
 export type { Closable, LinkInfo } from "./link.ts";
 export { attachXdp, queryXdp } from "./xdp.ts";
 export type { XdpMode, XdpOptions } from "./xdp.ts";
-export { attachTc, hasTcFilters, listTcx, removeStaleFilters } from "./tc.ts";
+export { attachTc, hasTcFilters, listTcx, removeEmptyParents, removeStaleFilters } from "./tc.ts";
 export type { TcDirection, TcMode, TcOptions } from "./tc.ts";
 export {
   attachBtfTracepoint,

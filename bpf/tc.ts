@@ -420,4 +420,31 @@ function removePins(dir: string): void {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  removeEmptyParents(dir);
+}
+
+/**
+ * After a plugin's pin directory `<root>/[netns-<inode>/]<iface>/<plugin>-<prio>`
+ * is removed: removes its `<iface>/` and `netns-<inode>/` parents when they
+ * are left empty (never the root).
+ *
+ * @example
+ * ```ts ignore
+ * import { removeEmptyParents } from "@belt/belt/bpf";
+ * removeEmptyParents("/sys/fs/bpf/belt/netns-4026532245/eth0/firewall-1000");
+ * ```
+ */
+export function removeEmptyParents(dir: string): void {
+  const iface = dir.slice(0, dir.lastIndexOf("/"));
+  const tryRemove = (d: string) => {
+    try {
+      Deno.removeSync(d); // fails, as wanted, when not empty
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!iface || !tryRemove(iface)) return;
+  const ns = iface.slice(0, iface.lastIndexOf("/"));
+  if (/\/netns-\d+$/.test(ns)) tryRemove(ns);
 }

@@ -14,6 +14,7 @@ import {
   interfaceIndex,
   markPinned,
   pathExists,
+  removeEmptyParents,
   RingBuffer,
 } from "../bpf/mod.ts";
 import type { Link, TcMode, XdpMode } from "../bpf/mod.ts";
@@ -140,6 +141,7 @@ export function removePinnedXdp(iface: string): string[] {
     Deno.removeSync(dir, { recursive: true });
     removed.push(dir);
   }
+  if (removed.length) removeEmptyParents(removed[0]!);
   return removed;
 }
 
