@@ -426,7 +426,8 @@ function removePins(dir: string): void {
 /**
  * After a plugin's pin directory `<root>/[netns-<inode>/]<iface>/<plugin>-<prio>`
  * is removed: removes its `<iface>/` and `netns-<inode>/` parents when they
- * are left empty (never the root).
+ * are left empty, and the default root /sys/fs/bpf/belt too (a root given
+ * in BELT_PIN_ROOT stays).
  *
  * @example
  * ```ts ignore
@@ -445,6 +446,10 @@ export function removeEmptyParents(dir: string): void {
     }
   };
   if (!iface || !tryRemove(iface)) return;
-  const ns = iface.slice(0, iface.lastIndexOf("/"));
-  if (/\/netns-\d+$/.test(ns)) tryRemove(ns);
+  let up = iface.slice(0, iface.lastIndexOf("/"));
+  if (/\/netns-\d+$/.test(up)) {
+    if (!tryRemove(up)) return;
+    up = up.slice(0, up.lastIndexOf("/"));
+  }
+  if (up === "/sys/fs/bpf/belt") tryRemove(up); // belt's default root; another is the user's
 }
