@@ -9,7 +9,7 @@
  * @module
  */
 import { BeltError, openProgramMap, programInfo, queryXdp, u32 } from "../../bpf/mod.ts";
-import type { BpfObject, Codec } from "../../bpf/mod.ts";
+import type { BpfObject, Codec, TypedMap } from "../../bpf/mod.ts";
 import { definePlugin } from "../plugin.ts";
 import type { Plugin, Stats } from "../plugin.ts";
 import { firewallObject } from "./firewall.bpf.ts";
@@ -144,12 +144,19 @@ export function readRulesFile(path: string): FirewallRule[] {
  * ```
  */
 export function firewallMaps(obj: BpfObject): FirewallMaps {
+  return mapsOf((name, key, value) => obj.map(name).typed(key, value));
+}
+
+/** The five maps a FirewallTable needs, each opened by `open` (from an object or a program id). */
+function mapsOf(
+  open: <K, V>(name: string, key: Codec<K>, value: Codec<V>) => TypedMap<K, V>,
+): FirewallMaps {
   return {
-    rules: obj.map("fw_rules").typed(u32, fwRule),
-    counters: obj.map("fw_counters").typed(u32, fwCounter),
-    hosts: obj.map("fw_hosts").typed(fwHostKey, fwSlots),
-    nets: obj.map("fw_nets").typed(fwNetKey, fwSlots),
-    config: obj.map("fw_config").typed(u32, fwConfig),
+    rules: open("fw_rules", u32, fwRule),
+    counters: open("fw_counters", u32, fwCounter),
+    hosts: open("fw_hosts", fwHostKey, fwSlots),
+    nets: open("fw_nets", fwNetKey, fwSlots),
+    config: open("fw_config", u32, fwConfig),
   };
 }
 
@@ -199,13 +206,7 @@ export function openFirewall(
   };
   const close = () => opened.forEach((h) => h.close());
   try {
-    const maps: FirewallMaps = {
-      rules: open("fw_rules", u32, fwRule),
-      counters: open("fw_counters", u32, fwCounter),
-      hosts: open("fw_hosts", fwHostKey, fwSlots),
-      nets: open("fw_nets", fwNetKey, fwSlots),
-      config: open("fw_config", u32, fwConfig),
-    };
+    const maps = mapsOf(open);
     const totals = open("fw_totals", u32, fwTotals);
     return {
       table: new FirewallTable(maps),

@@ -224,11 +224,7 @@ export class FirewallTable {
         0,
       );
       const wanted = [
-        ...now.map((r) => ({
-          rule: r as FirewallRule,
-          origin: r.origin,
-          seq: r.order % ORDER_SHIFT,
-        })),
+        ...now.map(unchanged),
         ...rules.map((rule) => ({ rule, origin: "added" as const, seq: seq++ })),
       ];
       return this.#apply(now, wanted);
@@ -240,11 +236,7 @@ export class FirewallTable {
     return this.#locked(() => {
       const now = this.installed();
       const gone = now.filter(which);
-      const wanted = now.filter((r, i) => !which(r, i)).map((r) => ({
-        rule: r as FirewallRule,
-        origin: r.origin,
-        seq: r.order % ORDER_SHIFT,
-      }));
+      const wanted = now.filter((r, i) => !which(r, i)).map(unchanged);
       this.#apply(now, wanted);
       return gone;
     });
@@ -258,11 +250,7 @@ export class FirewallTable {
         throw new BeltError(`too many rules (${rules.length})`);
       }
       const wanted: WantedRule[] = [
-        ...now.filter((r) => r.origin !== origin).map((r) => ({
-          rule: r as FirewallRule,
-          origin: r.origin,
-          seq: r.order % ORDER_SHIFT,
-        })),
+        ...now.filter((r) => r.origin !== origin).map(unchanged),
         ...rules.map((rule, seq) => ({ rule, origin, seq })),
       ];
       return this.#apply(now, wanted);
@@ -292,7 +280,7 @@ export class FirewallTable {
     const result: InstalledRule[] = [];
     const fresh: InstalledRule[] = [];
     for (const w of wanted) {
-      const order = ORDER_CODE(w.origin, w.seq);
+      const order = orderOf(w.origin, w.seq);
       const same = atOrder.get(order);
       if (
         same && !kept.has(same.slot) &&
@@ -451,6 +439,11 @@ export class FirewallTable {
   }
 }
 
-function ORDER_CODE(origin: RuleOrigin, seq: number): number {
+function orderOf(origin: RuleOrigin, seq: number): number {
   return ORIGIN_CODE[origin] * ORDER_SHIFT + seq;
+}
+
+/** An installed rule wanted again at the same place (it keeps its slot and counters). */
+function unchanged(r: InstalledRule): WantedRule {
+  return { rule: r, origin: r.origin, seq: r.order % ORDER_SHIFT };
 }
