@@ -161,6 +161,8 @@ const libcSymbols = {
   close: { parameters: ["i32"], result: "i32" },
   // int open(const char *path, int flags)
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  // int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
   // int setns(int fd, int nstype)
   setns: { parameters: ["i32", "i32"], result: "i32" },
   // unsigned int if_nametoindex(const char *ifname)

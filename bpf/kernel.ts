@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { libc } from "./ffi.ts";
+import { cstr, errno, libc } from "./ffi.ts";
+import { BeltError, errnoName } from "./errors.ts";
 
 /**
  * The kernel release, e.g. "6.18.44".
@@ -122,4 +123,29 @@ export function monotonicToRealtimeNs(): bigint {
   const real = clockNs(CLOCK_REALTIME);
   const after = clockNs(CLOCK_MONOTONIC);
   return real - (before + after) / 2n;
+}
+
+const TRACEFS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/**
+ * Makes sure tracefs is mounted (classic tracepoints need it): mounts it at
+ * /sys/kernel/tracing when neither usual place has it, or throws a
+ * BeltError saying how to.
+ *
+ * @example
+ * ```ts ignore
+ * import { ensureTracefs } from "@belt/belt/bpf";
+ * ensureTracefs(); // before attaching a tracepoint/syscalls/... program
+ * ```
+ */
+export function ensureTracefs(): void {
+  if (TRACEFS.some((dir) => pathExists(`${dir}/events`))) return;
+  const [dir] = TRACEFS as [string];
+  if (libc().mount(cstr("tracefs"), cstr(dir), cstr("tracefs"), 0n, null) !== 0) {
+    const code = errno();
+    throw new BeltError(`tracefs is not mounted and mounting it at ${dir} failed (${errnoName(code)})`, {
+      code,
+      hint: `mount it with \`mount -t tracefs tracefs ${dir}\` (as root)`,
+    });
+  }
 }

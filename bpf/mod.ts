@@ -66,6 +66,7 @@ export { PerfBuffer } from "./perfbuf.ts";
 export { interfaceIndex, interfaceName, listInterfaces } from "./iface.ts";
 export { withNetns } from "./netns.ts";
 export {
+  ensureTracefs,
   isBpffs,
   isRoot,
   kernelRelease,
