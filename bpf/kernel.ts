@@ -143,9 +143,12 @@ export function ensureTracefs(): void {
   const [dir] = TRACEFS as [string];
   if (libc().mount(cstr("tracefs"), cstr(dir), cstr("tracefs"), 0n, null) !== 0) {
     const code = errno();
-    throw new BeltError(`tracefs is not mounted and mounting it at ${dir} failed (${errnoName(code)})`, {
-      code,
-      hint: `mount it with \`mount -t tracefs tracefs ${dir}\` (as root)`,
-    });
+    throw new BeltError(
+      `tracefs is not mounted and mounting it at ${dir} failed (${errnoName(code)})`,
+      {
+        code,
+        hint: `mount it with \`mount -t tracefs tracefs ${dir}\` (as root)`,
+      },
+    );
   }
 }

@@ -3,13 +3,15 @@ import { BeltError, closeTracked, leaveSignalsToCaller, listInterfaces } from ".
 
 /**
  * Resolves with the reason the command should stop: "SIGINT", "SIGTERM",
- * "duration", or the problem `watch()` reported (checked every second). While waiting, `live()` is redrawn on stderr every second
+ * "duration", or the problem `watch()` reported (checked every second),
+ * or what `until` resolves with (e.g. "count" when the command has enough). While waiting, `live()` is redrawn on stderr every second
  * when stderr is a terminal. Signal handlers are removed before it resolves.
  */
 export function untilStopped(
   durationSec: number | undefined,
   live?: () => string,
   watch?: () => string | undefined,
+  until?: Promise<string>,
 ): Promise<string> {
   leaveSignalsToCaller(); // we detach on signals ourselves, then return normally
   return new Promise((resolve) => {
@@ -33,6 +35,7 @@ export function untilStopped(
       resolve(reason);
     }
     for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+    until?.then(finish, (e) => finish(`stopped: ${(e as Error).message ?? e}`));
   });
 }
 
@@ -40,7 +43,7 @@ function writeLive(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${text}`));
 }
 
-const NORMAL_STOPS = ["SIGINT", "SIGTERM", "duration"];
+const NORMAL_STOPS = ["SIGINT", "SIGTERM", "duration", "count"];
 
 /**
  * Exit code for a stop reason: 0 for a planned end or Ctrl-C/SIGTERM (a

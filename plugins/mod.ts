@@ -55,6 +55,28 @@ export {
 } from "./firewall/mod.ts";
 export type { FirewallOptions } from "./firewall/mod.ts";
 export {
+  CONNECT,
+  CONNECT_HELP,
+  connectPrograms,
+  ConnectTracer,
+  ctEvent,
+  ctFilter,
+  decodeConnectEvent,
+  FAILED_OUTCOMES,
+  packConnectFilter,
+} from "./connect/mod.ts";
+export type {
+  ConnectEvent,
+  ConnectFilter,
+  ConnectHook,
+  ConnectOutcome,
+  ConnectTracerOptions,
+  CtEventStruct,
+  CtFilterStruct,
+  CtNetStruct,
+  SkippedHook,
+} from "./connect/mod.ts";
+export {
   FIREWALL,
   fwConfig,
   fwCounter,

@@ -47,7 +47,10 @@ function fail(what: string, hint: string): never {
 
 function wholeNumber(value: number, flag: string, max: number): number {
   if (!Number.isInteger(value) || value < 0 || value > max) {
-    fail(`${flag} wants a whole number 0-${max}, got '${value}'`, "see `belt trace --help`");
+    fail(
+      `${flag} wants a whole number 0-${max}, got '${value}'`,
+      "see `belt trace connect --help`",
+    );
   }
   return value;
 }
@@ -60,7 +63,7 @@ function parseNet(text: string): { addr: Uint8Array; len: number } {
   } catch (e) {
     if (!(e instanceof BeltError)) throw e;
     const reason = e.message.replace(/^filter '[^']*': /, "").replace(/ at column \d+/, "");
-    return fail(`--dst: ${reason}`, e.hint || "e.g. --dst 198.18.0.0/15");
+    return fail(`--dst: ${reason}`, "e.g. --dst 198.18.0.0/15; see `belt trace connect --help`");
   }
 }
 
@@ -82,16 +85,25 @@ export function packConnectFilter(f: ConnectFilter): Uint8Array<ArrayBuffer> {
     fail(`--dst: at most ${CONNECT.maxNets} networks, got ${dst.length}`, "use a shorter prefix");
   }
   if (ports.length > CONNECT.maxPorts) {
-    fail(`--port: at most ${CONNECT.maxPorts} ports, got ${ports.length}`, "trace without --port and filter the output");
+    fail(
+      `--port: at most ${CONNECT.maxPorts} ports, got ${ports.length}`,
+      "trace without --port and filter the output",
+    );
   }
   const comm = f.comm ?? "";
   if (new TextEncoder().encode(comm).length > 15) {
-    fail(`--comm '${comm}' is longer than 15 bytes`, "the kernel keeps 15 bytes of a command name: give those");
+    fail(
+      `--comm '${comm}' is longer than 15 bytes`,
+      "the kernel keeps 15 bytes of a command name: give those",
+    );
   }
   const outcomes = f.outcomes ?? [];
   for (const o of outcomes) {
     if (!CONNECT_OUTCOMES.includes(o)) {
-      fail(`unknown outcome '${o}'`, `outcomes: ${CONNECT_OUTCOMES.join(", ")}`);
+      fail(
+        `unknown outcome '${o}'`,
+        `outcomes: ${CONNECT_OUTCOMES.join(", ")}; see \`belt trace connect --help\``,
+      );
     }
   }
   const nets = dst.map(parseNet);
@@ -103,8 +115,10 @@ export function packConnectFilter(f: ConnectFilter): Uint8Array<ArrayBuffer> {
     nnets: nets.length,
     pad: undefined,
     outcomes: outcomes.reduce((bits, o) => bits | (1 << (CONNECT_OUTCOMES.indexOf(o) + 1)), 0),
-    ports: Array.from({ length: CONNECT.maxPorts }, (_, i) =>
-      i < ports.length ? wholeNumber(ports[i]!, "--port", 65535) : 0),
+    ports: Array.from(
+      { length: CONNECT.maxPorts },
+      (_, i) => i < ports.length ? wholeNumber(ports[i]!, "--port", 65535) : 0,
+    ),
     comm,
     nets: Array.from({ length: CONNECT.maxNets }, (_, i) => ({
       addr: nets[i]?.addr ?? new Uint8Array(16),
@@ -112,6 +126,6 @@ export function packConnectFilter(f: ConnectFilter): Uint8Array<ArrayBuffer> {
       pad: undefined,
     })),
   };
-  if (f.pid === 0) fail("--pid wants a process id > 0", "see `belt trace --help`");
+  if (f.pid === 0) fail("--pid wants a process id > 0", "see `belt trace connect --help`");
   return encode(ctFilter, value);
 }

@@ -89,7 +89,7 @@ function parseHook(hook: string): ConnectHook | "auto" {
     return hook as ConnectHook | "auto";
   }
   throw new BeltError(`--hook '${hook}' is not a hook`, {
-    hint: "use auto, kprobe, fentry or tracepoint",
+    hint: "use auto, kprobe, fentry or tracepoint; see `belt trace connect --help`",
   });
 }
 
@@ -147,8 +147,16 @@ export class ConnectTracer implements Disposable {
         const obj = loadAndAttach(hook, want, filter, options.ringBytes);
         return new ConnectTracer(hook, skipped, obj);
       } catch (e) {
-        if (!(e instanceof NotSupportedError) || wanted !== "auto") throw e;
-        skipped.push({ hook, reason: e.oneLine() });
+        if (!(e instanceof NotSupportedError)) throw e;
+        if (wanted !== "auto") {
+          throw new NotSupportedError(
+            `${hook} hooks (${e.feature})`,
+            e.kernel,
+            e.code,
+            "use --hook auto, which falls back to what this kernel has",
+          );
+        }
+        skipped.push({ hook, reason: e.message });
       }
     }
     throw new NotSupportedError(
@@ -174,12 +182,17 @@ export class ConnectTracer implements Disposable {
     return this.#ring.drain().map((b) => decodeConnectEvent(b, this.#offsetNs));
   }
 
-  /** Events as they come, until close(). */
-  async *events(): AsyncIterableIterator<ConnectEvent> {
+  /** Events as they come, in the batches the ring buffer hands over, until close(). */
+  async *batches(): AsyncIterableIterator<ConnectEvent[]> {
     for await (const batch of this.#ring.batches()) {
-      for (const bytes of batch) yield decodeConnectEvent(bytes, this.#offsetNs);
+      yield batch.map((bytes) => decodeConnectEvent(bytes, this.#offsetNs));
       if (this.#closed) return;
     }
+  }
+
+  /** Events as they come, one by one, until close(). */
+  async *events(): AsyncIterableIterator<ConnectEvent> {
+    for await (const batch of this.batches()) yield* batch;
   }
 
   /** Detaches every program and frees the maps. */
