@@ -15,6 +15,8 @@ import {
 import { mirrorObject } from "../plugins/mirror/mirror.bpf.ts";
 import { beltRule } from "../plugins/rules.ts";
 import { matchRuleObject } from "./bpf/match_rule.bpf.ts";
+import { ctEvent, ctFilter } from "../plugins/connect/mod.ts";
+import { connectObject } from "../plugins/connect/connect.bpf.ts";
 
 /** Every member's offset and size, and the total size, equal the compiled BTF. */
 function assertMatchesBtf(codec: StructCodec<unknown>, object: Uint8Array, name: string): void {
@@ -79,4 +81,9 @@ Deno.test("beltRule is the 104-byte struct belt_rule with MACs and ICMP type/cod
     }));
   deepEqual(pick(btf.members), want, "BTF of mirror.bpf.o");
   deepEqual(pick(beltRule.layout), want, "the codec");
+});
+
+Deno.test("ctEvent and ctFilter codecs match struct ct_event and ct_filter in connect.bpf.o's BTF", () => {
+  assertMatchesBtf(ctEvent as StructCodec<unknown>, connectObject, "ct_event");
+  assertMatchesBtf(ctFilter as StructCodec<unknown>, connectObject, "ct_filter");
 });
