@@ -22,7 +22,15 @@ const CONNECT_OUTCOMES: readonly ConnectOutcome[] = [
   "aborted",
 ];
 
-/** Outcomes `--failed` keeps: all but established. */
+/**
+ * Outcomes `--failed` keeps: all but established.
+ *
+ * @example
+ * ```ts
+ * import { FAILED_OUTCOMES } from "@belt/belt";
+ * console.log(FAILED_OUTCOMES.join(",")); // "refused,timeout,error,aborted"
+ * ```
+ */
 export const FAILED_OUTCOMES: readonly ConnectOutcome[] = CONNECT_OUTCOMES.slice(1);
 
 /** What to keep; every field is optional and an absent one keeps everything. */
