@@ -139,7 +139,13 @@ const TRACEFS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
  * ```
  */
 export function ensureTracefs(): void {
-  if (TRACEFS.some((dir) => pathExists(`${dir}/events`))) return;
+  // From the mount table, not by looking inside: a non-root user cannot
+  // list /sys/kernel/tracing, which must not read as "not mounted".
+  const mounted = Deno.readTextFileSync("/proc/self/mountinfo").split("\n").some((line) => {
+    const [left = "", right = ""] = line.split(" - ");
+    return right.startsWith("tracefs ") && TRACEFS.includes(left.split(" ")[4] ?? "");
+  });
+  if (mounted) return;
   const [dir] = TRACEFS as [string];
   if (libc().mount(cstr("tracefs"), cstr(dir), cstr("tracefs"), 0n, null) !== 0) {
     const code = errno();
