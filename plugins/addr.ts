@@ -56,7 +56,9 @@ export function parseIp(text: string): Uint8Array | undefined {
  * ```
  */
 export function isMappedIpv4(addr: Uint8Array): boolean {
-  return addr.slice(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+  // A loop, not slice().every(): this runs for every event a tracer prints.
+  for (let i = 0; i < 10; i++) if (addr[i] !== 0) return false;
+  return addr[10] === 0xff && addr[11] === 0xff;
 }
 
 /**
@@ -69,7 +71,7 @@ export function isMappedIpv4(addr: Uint8Array): boolean {
  * ```
  */
 export function formatIp(addr: Uint8Array): string {
-  if (isMappedIpv4(addr)) return [...addr.slice(12)].join(".");
+  if (isMappedIpv4(addr)) return `${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
   const groups = Array.from({ length: 8 }, (_, i) => (addr[2 * i]! << 8) | addr[2 * i + 1]!);
   // Longest run of zero groups (at least two) becomes "::".
   let best = -1, bestLen = 1;

@@ -61,7 +61,7 @@ export {
   ConnectTracer,
   ctEvent,
   ctFilter,
-  decodeConnectEvent,
+  decodeConnectEvents,
   FAILED_OUTCOMES,
   packConnectFilter,
 } from "./connect/mod.ts";

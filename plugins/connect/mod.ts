@@ -7,7 +7,7 @@
  */
 export { connectPrograms, ConnectTracer } from "./tracer.ts";
 export type { ConnectTracerOptions, SkippedHook } from "./tracer.ts";
-export { decodeConnectEvent } from "./event.ts";
+export { decodeConnectEvents } from "./event.ts";
 export type { ConnectEvent, ConnectHook } from "./event.ts";
 export { FAILED_OUTCOMES, packConnectFilter } from "./filter.ts";
 export type { ConnectFilter, ConnectOutcome } from "./filter.ts";

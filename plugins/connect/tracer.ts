@@ -18,7 +18,7 @@ import {
 import type { Link } from "../../bpf/mod.ts";
 import { connectObject } from "./connect.bpf.ts";
 import { CONNECT } from "./layout.ts";
-import { decodeConnectEvent } from "./event.ts";
+import { decodeConnectEvents } from "./event.ts";
 import type { ConnectEvent, ConnectHook } from "./event.ts";
 import { packConnectFilter } from "./filter.ts";
 import type { ConnectFilter } from "./filter.ts";
@@ -179,13 +179,13 @@ export class ConnectTracer implements Disposable {
 
   /** The events waiting now, without blocking. */
   drain(): ConnectEvent[] {
-    return this.#ring.drain().map((b) => decodeConnectEvent(b, this.#offsetNs));
+    return decodeConnectEvents(this.#ring.drain(), this.#offsetNs);
   }
 
   /** Events as they come, in the batches the ring buffer hands over, until close(). */
   async *batches(): AsyncIterableIterator<ConnectEvent[]> {
     for await (const batch of this.#ring.batches()) {
-      yield batch.map((bytes) => decodeConnectEvent(bytes, this.#offsetNs));
+      yield decodeConnectEvents(batch, this.#offsetNs);
       if (this.#closed) return;
     }
   }
