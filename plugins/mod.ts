@@ -135,6 +135,7 @@ export {
   formatRule,
   packRules,
   parseRule,
+  parseRuleList,
   ruleFromStruct,
   ruleMatches,
   ruleToStruct,

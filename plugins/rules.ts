@@ -824,12 +824,13 @@ class RuleParser {
   #icmpCode?: Term;
   readonly #slots = new Map<number, Term>(); // BELT_M_SRC... -> term
 
-  constructor(text: string) {
-    this.#text = text;
-    this.rule = emptyRule(text);
+  /** `whole` and `offset`: this rule is a piece of a longer expression, which errors quote. */
+  constructor(text: string, whole = text, offset = 0) {
+    this.#text = whole;
+    this.rule = emptyRule(whole === text ? text : text.trim()); // a piece of an or-list: without the spaces around it
     this.#tokens = [];
     for (const m of text.matchAll(/\S+/g)) {
-      this.#tokens.push({ word: m[0], key: m[0].toLowerCase(), col: m.index + 1 });
+      this.#tokens.push({ word: m[0], key: m[0].toLowerCase(), col: m.index + 1 + offset });
     }
   }
 
@@ -1265,6 +1266,44 @@ class RuleParser {
  */
 export function parseRule(text: string): Rule {
   return new RuleParser(text).parse();
+}
+
+/**
+ * Parses rules joined by `or` (`tcp dport 80 or udp dport 53`): each piece
+ * is one rule as {@linkcode parseRule} reads it, and a packet matches the
+ * expression when it matches any of them. Errors quote the whole expression
+ * and point at the column in it.
+ *
+ * @example
+ * ```ts
+ * import { parseRuleList } from "@belt/belt";
+ * console.log(parseRuleList("tcp dport 80 or udp dport 53").length); // 2
+ * try {
+ *   parseRuleList("tcp or or udp");
+ * } catch (e) {
+ *   console.log((e as Error).message); // filter 'tcp or or udp': 'or' at column 8 has no rule before it
+ * }
+ * ```
+ */
+export function parseRuleList(text: string): Rule[] {
+  const rules: Rule[] = [];
+  let start = 0; // where the current piece begins in `text`
+  const words = [...text.matchAll(/\S+/g)];
+  const fail = (col: number, problem: string): never => {
+    throw new BeltError(`filter '${text}': 'or' at column ${col} ${problem}`, {
+      hint: "'or' joins two rules, e.g. 'tcp dport 80 or udp dport 53'",
+    });
+  };
+  for (const [i, m] of words.entries()) {
+    if (m[0].toLowerCase() !== "or") continue;
+    const piece = text.slice(start, m.index);
+    if (!piece.trim()) fail(m.index + 1, "has no rule before it");
+    if (i === words.length - 1) fail(m.index + 1, "has no rule after it");
+    rules.push(new RuleParser(piece, text, start).parse());
+    start = m.index + m[0].length;
+  }
+  rules.push(new RuleParser(text.slice(start), text, start).parse());
+  return rules;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import {
   formatRule,
   packRules,
   parseRule,
+  parseRuleList,
   ruleFromStruct,
   ruleMatches,
 } from "../plugins/rules.ts";
@@ -1710,3 +1711,22 @@ kernelTest(
     ok(hits > compared * 0.02 && hits < compared * 0.8, `${hits} of ${compared} verdicts matched`);
   },
 );
+
+Deno.test("parseRuleList() splits on 'or' and points errors at the column in the whole expression", () => {
+  const rules = parseRuleList("tcp dport 80 or udp dport 53 OR icmp");
+  deepEqual(rules.map((r) => r.text), ["tcp dport 80", "udp dport 53", "icmp"]);
+  deepEqual(rules.map(formatRule), ["tcp dport 80", "udp dport 53", "icmp"]);
+  for (
+    const [text, message] of [
+      ["tcp or or udp", "filter 'tcp or or udp': 'or' at column 8 has no rule before it"],
+      ["or tcp", "filter 'or tcp': 'or' at column 1 has no rule before it"],
+      ["tcp or", "filter 'tcp or': 'or' at column 5 has no rule after it"],
+      [
+        "tcp dport 80 or udp dport 99999",
+        "filter 'tcp dport 80 or udp dport 99999': port 99999 at column 27 is out of range (0-65535)",
+      ],
+    ]
+  ) {
+    throws(() => parseRuleList(text!), (e: Error) => e.message === message);
+  }
+});
