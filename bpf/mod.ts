@@ -60,6 +60,8 @@ export {
 export type { KprobeOptions } from "./trace.ts";
 export { PacketSocket } from "./socket.ts";
 export type { PacketSocketOptions } from "./socket.ts";
+export { PacketRing } from "./packet_ring.ts";
+export type { CapturedFrame, PacketRingOptions, PacketRingStats } from "./packet_ring.ts";
 export { RingBuffer } from "./ringbuf.ts";
 export type { RingBufferOptions } from "./ringbuf.ts";
 export { PerfBuffer } from "./perfbuf.ts";
