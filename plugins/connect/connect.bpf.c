@@ -36,6 +36,9 @@
 const volatile __u8 hook = CT_HOOK_TRACEPOINT;
 const volatile __u8 want_accept = 0;
 const volatile __u8 want_close = 0;
+/* Wake the reader only once this much is waiting: one wakeup per event
+ * costs the reader far more than the event (it polls every 100 ms anyway). */
+const volatile __u32 wakeup_bytes = 32 << 10;
 
 /* Not const: a const array read through a pointer can be folded to zero. */
 struct ct_filter filter = {};
@@ -259,7 +262,9 @@ static __always_inline void emit(const struct sock *sk, const struct ct_sock *s,
 	e->hook = hook;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	__builtin_memcpy(e->comm, s->comm, 16);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+				      ? BPF_RB_FORCE_WAKEUP
+				      : BPF_RB_NO_WAKEUP);
 }
 
 /* ---- an attempt begins: the owner and the address asked for ------------ */
