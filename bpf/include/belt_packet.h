@@ -1,9 +1,13 @@
 /* belt_packet.h: bounds-checked packet cursor and header parser for belt
- * eBPF programs, usable from XDP (struct xdp_md) and TC (struct __sk_buff).
+ * eBPF programs, usable from XDP (struct xdp_md) and TC (struct __sk_buff),
+ * and from socket filters with BELT_CURSOR_LOAD_BYTES (see below).
  *
  * Every byte is reached through belt_cursor_take(), which compares against
  * data_end before handing out a pointer; that comparison is what lets the
- * verifier prove each load.
+ * verifier prove each load. Programs without direct packet access define
+ * BELT_CURSOR_LOAD_BYTES before including this file: take() then copies
+ * each header with bpf_skb_load_bytes(), and belt_parse() is the same code,
+ * with the same result for the same frame.
  *
  * belt_parse() walks Ethernet, up to two VLAN tags, IPv4 (with options) or
  * IPv6 (with extension headers), then TCP, UDP, ICMP or ICMPv6, and fills a
@@ -95,9 +99,14 @@ _Static_assert(sizeof(struct belt_packet) == 80, "belt_packet layout changed");
 _Static_assert(__builtin_offsetof(struct belt_packet, src_addr) == 32, "belt_packet layout changed");
 _Static_assert(__builtin_offsetof(struct belt_packet, vlan_count) == 79, "belt_packet layout changed");
 
+#ifndef BELT_CURSOR_LOAD_BYTES
+
+/* Direct packet access (XDP, TC): positions are packet pointers. */
+typedef void *belt_pos_t;
+
 struct belt_cursor {
-	void *pos; /* next unread byte */
-	void *end; /* data_end: first byte past the packet */
+	belt_pos_t pos; /* next unread byte */
+	belt_pos_t end; /* data_end: first byte past the packet */
 };
 
 static __always_inline void belt_cursor_init(struct belt_cursor *c, void *data, void *data_end)
@@ -137,6 +146,78 @@ static __always_inline int belt_cursor_skip(struct belt_cursor *c, __u32 len)
 	return belt_cursor_take(c, len) ? 0 : -1;
 }
 
+#else /* BELT_CURSOR_LOAD_BYTES */
+
+/* Load-bytes cursor, for programs without direct packet access (socket
+ * filters, BPF_PROG_TYPE_SOCKET_FILTER): define BELT_CURSOR_LOAD_BYTES
+ * before including this file and call belt_cursor_init_skb(); belt_parse()
+ * and everything above it read the same way. Positions are byte offsets
+ * from skb->data (the Ethernet header on an AF_PACKET socket), and take()
+ * copies the header with bpf_skb_load_bytes(), which also reads paged
+ * (non-linear) skb data, into a scratch slot of the cursor on the stack.
+ *
+ * Slots rotate, so a header pointer stays valid until BELT_SCRATCH_SLOTS
+ * more takes: belt_parse() keeps at most three alive (Ethernet + two VLAN
+ * tags). skip() copies nothing, so it never overwrites a slot. */
+#define BELT_SCRATCH_SLOTS 4  /* a power of two */
+#define BELT_SCRATCH_SIZE  40 /* largest header taken whole: IPv6 */
+
+typedef __u32 belt_pos_t;
+
+struct belt_cursor {
+	belt_pos_t pos;          /* offset of the next unread byte */
+	belt_pos_t end;          /* skb->len: first offset past the packet */
+	struct __sk_buff *skb;
+	__u32 slot;              /* scratch slot of the next take */
+	__u16 meta_vid;          /* VLAN id of the tag in skb metadata */
+	__u8  meta_tags;         /* 1 if skb->vlan_tci holds the outer tag */
+	__u8  pad;
+	__u8  scratch[BELT_SCRATCH_SLOTS][BELT_SCRATCH_SIZE];
+};
+
+/* The stack (AF_PACKET receive, TC) has usually moved the outer VLAN tag of
+ * a received frame into skb->vlan_tci: it is not in the data, and the data
+ * offsets reported by belt_parse() are those of the frame without it, i.e.
+ * the bytes the socket reader gets. belt_parse() counts the metadata tag as
+ * the outer one, so the VLAN fields are those of the wire frame. */
+static __always_inline void belt_cursor_init_skb(struct belt_cursor *c, struct __sk_buff *skb)
+{
+	c->pos = 0;
+	c->end = skb->len;
+	c->skb = skb;
+	c->slot = 0;
+	c->meta_tags = skb->vlan_present ? 1 : 0;
+	c->meta_vid = skb->vlan_tci & 0x0fff;
+	c->pad = 0;
+}
+
+/* Copy the next len bytes (a constant, at most BELT_SCRATCH_SIZE) into the
+ * next scratch slot and step past them; NULL (and no step) if the packet is
+ * shorter. */
+static __always_inline void *belt_cursor_take(struct belt_cursor *c, __u32 len)
+{
+	void *p = c->scratch[c->slot & (BELT_SCRATCH_SLOTS - 1)];
+
+	if (len > BELT_SCRATCH_SIZE || c->pos + len > c->end)
+		return NULL;
+	if (bpf_skb_load_bytes(c->skb, c->pos, p, len))
+		return NULL;
+	c->slot++;
+	c->pos += len;
+	return p;
+}
+
+/* Step over len bytes without reading them (any len). */
+static __always_inline int belt_cursor_skip(struct belt_cursor *c, __u32 len)
+{
+	if (c->pos + len > c->end)
+		return -1;
+	c->pos += len;
+	return 0;
+}
+
+#endif /* BELT_CURSOR_LOAD_BYTES */
+
 /* Wire layouts we need that uapi headers lack or declare with bitfields. */
 struct belt_vlan_hdr { __be16 tci; __be16 proto; };
 struct belt_ipv4_hdr {
@@ -154,6 +235,13 @@ struct belt_tcp_hdr {
 };
 struct belt_udp_hdr { __be16 sport, dport, len, check; };
 struct belt_icmp_hdr { __u8 type, code; __be16 check; __be32 rest; }; /* v4 and v6 */
+
+#ifdef BELT_CURSOR_LOAD_BYTES
+/* Every header belt_parse() takes fits a scratch slot (take() would fail). */
+_Static_assert(sizeof(struct belt_ipv6_hdr) <= BELT_SCRATCH_SIZE, "scratch slot too small");
+_Static_assert(sizeof(struct belt_tcp_hdr) <= BELT_SCRATCH_SIZE, "scratch slot too small");
+_Static_assert(sizeof(struct ethhdr) <= BELT_SCRATCH_SIZE, "scratch slot too small");
+#endif
 
 static __always_inline void belt_parse_l4(struct belt_cursor *c, struct belt_packet *pkt,
 					  __u8 proto, __u8 icmp_proto)
@@ -211,6 +299,7 @@ static __always_inline void belt_parse_l4(struct belt_cursor *c, struct belt_pac
 static __always_inline int belt_parse_ipv4(struct belt_cursor *c, struct belt_packet *pkt,
 					   __u32 off)
 {
+	belt_pos_t at = c->pos; /* where the header starts, for the length check */
 	struct belt_ipv4_hdr *ip = belt_cursor_take(c, sizeof(*ip));
 	__u32 hlen, tot_len, frag;
 
@@ -242,7 +331,7 @@ static __always_inline int belt_parse_ipv4(struct belt_cursor *c, struct belt_pa
 	if (hlen > sizeof(*ip))
 		pkt->flags |= BELT_F_L3_EXT;
 	/* Only compared, never dereferenced, so the large offset is fine. */
-	if ((void *)ip + tot_len > c->end)
+	if (at + tot_len > c->end)
 		pkt->flags |= BELT_F_SHORT;
 
 	frag = bpf_ntohs(ip->frag_off);
@@ -269,6 +358,7 @@ static __always_inline int belt_ipv6_is_ext(__u8 nh)
 static __always_inline int belt_parse_ipv6(struct belt_cursor *c, struct belt_packet *pkt,
 					   __u32 off)
 {
+	belt_pos_t at = c->pos;
 	struct belt_ipv6_hdr *ip6 = belt_cursor_take(c, sizeof(*ip6));
 	__u32 plen;
 	__u8 nh, seen_frag = 0;
@@ -287,7 +377,7 @@ static __always_inline int belt_parse_ipv6(struct belt_cursor *c, struct belt_pa
 	pkt->ip_len = sizeof(*ip6) + plen;
 	__builtin_memcpy(pkt->src_addr, ip6->saddr, 16);
 	__builtin_memcpy(pkt->dst_addr, ip6->daddr, 16);
-	if (plen && (void *)(ip6 + 1) + plen > c->end)
+	if (plen && at + sizeof(*ip6) + plen > c->end)
 		pkt->flags |= BELT_F_SHORT;
 
 	off += sizeof(*ip6);
@@ -389,6 +479,10 @@ static __always_inline __u32 belt_parse(struct belt_cursor *c, struct belt_packe
 	for (int i = 0; i < 2; i++) {
 		struct belt_vlan_hdr *vh;
 
+#ifdef BELT_CURSOR_LOAD_BYTES
+		if (i + c->meta_tags >= 2) /* a metadata tag took one of the two places */
+			break;
+#endif
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
 		vh = belt_cursor_take(c, sizeof(*vh));
@@ -401,6 +495,13 @@ static __always_inline __u32 belt_parse(struct belt_cursor *c, struct belt_packe
 		off += sizeof(*vh);
 		tags++;
 	}
+#ifdef BELT_CURSOR_LOAD_BYTES
+	if (c->meta_tags) { /* the outer tag, moved to skb metadata: in front of the data tags */
+		vid[1] = vid[0];
+		vid[0] = c->meta_vid;
+		tags++;
+	}
+#endif
 	/* A third tag is left as eth_proto 0x8100/0x88a8 with no L3. */
 	__builtin_memcpy(pkt->dst_mac, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(pkt->src_mac, eth->h_source, ETH_ALEN);
@@ -420,6 +521,7 @@ static __always_inline __u32 belt_parse(struct belt_cursor *c, struct belt_packe
 	return pkt->flags;
 }
 
+#ifndef BELT_CURSOR_LOAD_BYTES /* there belt_parse() does this itself */
 /* TC only: the stack moves a frame's outer VLAN tag out of the packet data
  * into skb->vlan_tci before TC runs, so belt_parse() does not see it. Call
  * this after belt_parse() to make *pkt describe the frame as it was on the
@@ -434,5 +536,6 @@ static __always_inline void belt_skb_vlan(struct belt_packet *pkt, const struct 
 	pkt->flags |= BELT_F_VLAN | (pkt->vlan_count ? BELT_F_QINQ : 0);
 	pkt->vlan_count += 1;
 }
+#endif
 
 #endif /* BELT_PACKET_H */
