@@ -47,7 +47,7 @@ async function clang(source: string, out: string, include: string): Promise<void
   await run(["llvm-strip", "-g", out]); // as scripts/build.ts: DWARF out, BTF stays
 }
 
-async function gcc(source: string, out: string): Promise<void> {
+async function gcc(source: string, out: string, libs = ["-lbpf"]): Promise<void> {
   await run([
     "gcc",
     "-O2",
@@ -57,7 +57,7 @@ async function gcc(source: string, out: string): Promise<void> {
     "-I",
     join(here, "native"),
     source,
-    "-lbpf",
+    ...libs,
     "-o",
     out,
   ], { timeoutMs: 60_000 });
@@ -82,4 +82,11 @@ export async function buildAll(dir: string): Promise<Built> {
     gcc(join(here, "native/ring_consume.c"), built.ringConsume),
   ]);
   return built;
+}
+
+/** The connect bench's loop alone (no libbpf: it only makes TCP connections). */
+export async function buildConnectLoop(dir: string): Promise<string> {
+  const out = join(dir, "connect_loop");
+  await gcc(join(here, "native/connect_loop.c"), out, ["-pthread"]);
+  return out;
 }

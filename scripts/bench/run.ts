@@ -4,12 +4,14 @@
  *   2. ring buffer drain into `for await` vs a libbpf consumer, and loss at ~100k/s;
  *   3. cold start: `deno run` to an attached XDP program vs bpftool;
  *   4. `belt mirror` vs nftables `dup` and tcpdump (mirror_bench.ts);
- *   5. `belt firewall` vs xdp-filter, nftables and iptables (firewall_bench.ts).
+ *   5. `belt firewall` vs xdp-filter, nftables and iptables (firewall_bench.ts);
+ *   6. `belt trace connect` vs bpftrace under a tight connect loop (connect_bench.ts).
  * Writes docs/benchmarks.md. Needs root (loads programs, pins, namespaces).
  *
  *   deno task bench
  *   deno run -A scripts/bench/run.ts --only mirror     # section 4 only, the rest of the page kept
  *   deno run -A scripts/bench/run.ts --only firewall   # section 5 only, likewise
+ *   deno run -A scripts/bench/run.ts --only connect    # section 6 only, likewise
  */
 import { BpfObject, kernelRelease } from "../../bpf/mod.ts";
 import { measureDlopen, measureJsCosts } from "./costs.ts";
@@ -28,6 +30,8 @@ import { mirrorBench } from "./mirror_bench.ts";
 import { mirrorSection, mirrorSummary, replaceMirrorSection } from "./mirror_report.ts";
 import { firewallBench } from "./firewall_bench.ts";
 import { firewallSection, firewallSummary, replaceFirewallSection } from "./firewall_report.ts";
+import { connectBench } from "./connect_bench.ts";
+import { connectSection, connectSummary, replaceConnectSection } from "./connect_report.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const OUTPUT = `${root}docs/benchmarks.md`;
@@ -53,10 +57,10 @@ async function machine(loadAverage: string): Promise<Machine> {
 }
 
 /** Sections that `--only` runs alone. */
-const ONLY = ["mirror", "firewall"] as const;
+const ONLY = ["mirror", "firewall", "connect"] as const;
 type Only = typeof ONLY[number];
 
-/** `--only mirror` / `--only firewall`: that section alone (undefined: everything). */
+/** `--only mirror|firewall|connect`: that section alone (undefined: everything). */
 function onlySection(args: string[]): Only | undefined {
   const only = args.flatMap((a, i) =>
     a === "--only" ? [args[i + 1] ?? ""] : a.startsWith("--only=") ? [a.slice(7)] : []
@@ -65,7 +69,7 @@ function onlySection(args: string[]): Only | undefined {
     a !== "--only" && !a.startsWith("--only=") && args[i - 1] !== "--only"
   );
   if (unknown.length || only.length > 1 || only.some((o) => !ONLY.includes(o as Only))) {
-    console.error("usage: deno run -A scripts/bench/run.ts [--only mirror|firewall]");
+    console.error("usage: deno run -A scripts/bench/run.ts [--only mirror|firewall|connect]");
     Deno.exit(2);
   }
   return only[0] as Only | undefined;
@@ -99,6 +103,20 @@ async function firewallOnly(): Promise<void> {
   console.log(`wrote section 5 of ${OUTPUT}`);
 }
 
+/** Section 6 only: the rest of docs/benchmarks.md stays as it is. */
+async function connectOnly(): Promise<void> {
+  cleanupOnSignals();
+  onCleanupFirst("stop helper processes", killChildren);
+  const tmp = await Deno.makeTempDir({ prefix: "belt-bench-" });
+  onCleanup(`remove ${tmp}`, () => Deno.remove(tmp, { recursive: true }));
+  const ct = await connectBench(tmp, step);
+  const page = await Deno.readTextFile(OUTPUT).catch(() => "# Benchmarks\n");
+  await Deno.writeTextFile(OUTPUT, replaceConnectSection(page, connectSection(ct)));
+  await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
+  console.log(connectSummary(ct));
+  console.log(`wrote section 6 of ${OUTPUT}`);
+}
+
 async function main(): Promise<void> {
   if (Deno.uid() !== 0) {
     console.error("the bench loads eBPF programs, pins and creates namespaces: run it as root");
@@ -107,6 +125,7 @@ async function main(): Promise<void> {
   const only = onlySection(Deno.args);
   if (only === "mirror") return await mirrorOnly();
   if (only === "firewall") return await firewallOnly();
+  if (only === "connect") return await connectOnly();
   const dlopen = measureDlopen(); // first: nothing may have opened libbpf yet
   const started = performance.now();
   const loadAverage = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
@@ -122,17 +141,19 @@ async function main(): Promise<void> {
   obj.load();
   const pins = pinBenchObject(obj, dir);
 
-  step("1/5 map lookup and update (about 10 s)");
+  step("1/6 map lookup and update (about 10 s)");
   const map = await mapBench(obj, pins.values, built.mapOps);
-  step("2/5 ring buffer (about 60 s)");
+  step("2/6 ring buffer (about 60 s)");
   const ring = await ringBench(obj, pins, built);
-  step("3/5 cold start (about 5 s)");
+  step("3/6 cold start (about 5 s)");
   const ns = await createNetns();
   const cold = await coldStart(ns, built.xdpCountObject, dir);
-  step("4/5 mirror (about 90 s)");
+  step("4/6 mirror (about 90 s)");
   const mirror = await mirrorBench(tmp, step);
-  step("5/5 firewall (about 250 s)");
+  step("5/6 firewall (about 250 s)");
   const fw = await firewallBench(tmp, step);
+  step("6/6 connect tracer (about 130 s)");
+  const ct = await connectBench(tmp, step);
   step("unit costs");
   const costs = { ...dlopen, ...(await measureJsCosts()) };
 
@@ -144,14 +165,16 @@ async function main(): Promise<void> {
     mirror,
     seconds: (performance.now() - started) / 1000,
   };
+  const page = markdown(results, analysis(results, costs));
   await Deno.writeTextFile(
     OUTPUT,
-    replaceFirewallSection(markdown(results, analysis(results, costs)), firewallSection(fw)),
+    replaceConnectSection(replaceFirewallSection(page, firewallSection(fw)), connectSection(ct)),
   );
   // The repo's `deno fmt --check` covers docs/ too.
   await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
   console.log(summary(results));
   console.log(firewallSummary(fw));
+  console.log(connectSummary(ct));
   console.log(`wrote ${OUTPUT}`);
 }
 
