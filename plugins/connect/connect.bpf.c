@@ -382,6 +382,9 @@ int BPF_PROG(ct_state, const struct sock *sk, int oldstate, int newstate)
 	if (!is_tcp(sk))
 		return 0;
 	s = bpf_map_lookup_elem(&ct_socks, &key);
+	if (!s && newstate != BELT_TCP_SYN_SENT &&
+	    !(newstate == BELT_TCP_ESTABLISHED && oldstate == BELT_TCP_SYN_RECV))
+		return 0; /* most state changes: a socket belt does not follow */
 	now = bpf_ktime_get_ns();
 	if (newstate == BELT_TCP_SYN_SENT) {
 		if (s && s->active && !s->established)
