@@ -16,6 +16,7 @@ import {
   TRACER_CPU,
 } from "./connect_bench.ts";
 import { median, rate } from "./stats.ts";
+import { replaceSection } from "./report.ts";
 
 /** The heading the section starts with (and `--only connect` looks for). */
 export const CONNECT_HEADING = "## 6. Connect tracer";
@@ -367,13 +368,5 @@ export function replaceConnectSection(page: string, section: string): string {
     const re = new RegExp(anchor.replace(/[.']/g, "\\$&").replace(/ /g, "\\s+"));
     page = page.replace(re, `${anchor} ${pointer}`);
   }
-  const start = page.indexOf(`\n${CONNECT_HEADING}`);
-  if (start >= 0) {
-    const next = page.slice(start + 1).search(/\n## /);
-    const end = next < 0 ? page.length : start + 1 + next;
-    return `${page.slice(0, start)}\n${section}\n${page.slice(end)}`;
-  }
-  const where = page.indexOf("\n## Where the time goes");
-  if (where >= 0) return `${page.slice(0, where)}\n${section}\n${page.slice(where)}`;
-  return `${page.trimEnd()}\n\n${section}\n`;
+  return replaceSection(page, CONNECT_HEADING, section);
 }

@@ -8,6 +8,7 @@ import type { FirewallResult, FloodWindow, Kind, TestRun, Tool } from "./firewal
 import { WINDOW_MAX_FRAMES } from "./firewall_bench.ts";
 import { FW_ADDR } from "./firewall_topo.ts";
 import { median, rate, ratio } from "./stats.ts";
+import { replaceSection } from "./report.ts";
 
 /** The heading the section starts with (and `--only firewall` looks for). */
 export const FIREWALL_HEADING = "## 5. Firewall";
@@ -490,13 +491,5 @@ export function replaceFirewallSection(page: string, section: string): string {
   if (!page.replace(/\s+/g, " ").includes(pointer)) {
     if (page.includes(anchor)) page = page.replace(anchor, `${anchor} ${pointer}`);
   }
-  const start = page.indexOf(`\n${FIREWALL_HEADING}`);
-  if (start >= 0) {
-    const next = page.slice(start + 1).search(/\n## /);
-    const end = next < 0 ? page.length : start + 1 + next;
-    return `${page.slice(0, start)}\n${section}\n${page.slice(end)}`;
-  }
-  const where = page.indexOf("\n## Where the time goes");
-  if (where >= 0) return `${page.slice(0, where)}\n${section}\n${page.slice(where)}`;
-  return `${page.trimEnd()}\n\n${section}\n`;
+  return replaceSection(page, FIREWALL_HEADING, section);
 }

@@ -8,6 +8,7 @@ import type { LossSweep, MirrorResult, PcapRun, RateTrial, TcpConfig } from "./m
 import { tcpMedian } from "./mirror_bench.ts";
 import { ADDR, STREAM_PORT, VNI } from "./mirror_topo.ts";
 import { rate, ratio } from "./stats.ts";
+import { replaceSection } from "./report.ts";
 
 /** The heading the section starts with (and `--only mirror` looks for). */
 export const MIRROR_HEADING = "## 4. Mirror";
@@ -490,13 +491,5 @@ export function replaceMirrorSection(page: string, section: string): string {
   const pointer = "The mirror's targets are in section 4.";
   const cold = "Cold start has no target; it is reported in section 3.";
   if (!page.includes(pointer)) page = page.replace(cold, `${cold} ${pointer}`);
-  const start = page.indexOf(`\n${MIRROR_HEADING}`);
-  if (start >= 0) {
-    const next = page.slice(start + 1).search(/\n## /);
-    const end = next < 0 ? page.length : start + 1 + next;
-    return `${page.slice(0, start)}\n${section}\n${page.slice(end)}`;
-  }
-  const where = page.indexOf("\n## Where the time goes");
-  if (where >= 0) return `${page.slice(0, where)}\n${section}\n${page.slice(where)}`;
-  return `${page.trimEnd()}\n\n${section}\n`;
+  return replaceSection(page, MIRROR_HEADING, section);
 }

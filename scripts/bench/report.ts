@@ -354,3 +354,20 @@ export function summary(r: Results): string {
   if (r.mirror) lines.push(mirrorSummary(r.mirror));
   return lines.join("\n");
 }
+
+/**
+ * `page` with the section under `heading` replaced by `section`, or
+ * `section` inserted before "## Where the time goes" (appended when the
+ * page has neither): every benchmark section updates the page this way.
+ */
+export function replaceSection(page: string, heading: string, section: string): string {
+  const start = page.indexOf(`\n${heading}`);
+  if (start >= 0) {
+    const next = page.slice(start + 1).search(/\n## /);
+    const end = next < 0 ? page.length : start + 1 + next;
+    return `${page.slice(0, start)}\n${section}\n${page.slice(end)}`;
+  }
+  const where = page.indexOf("\n## Where the time goes");
+  if (where >= 0) return `${page.slice(0, where)}\n${section}\n${page.slice(where)}`;
+  return `${page.trimEnd()}\n\n${section}\n`;
+}
