@@ -15,7 +15,6 @@ import {
   NotSupportedError,
   RingBuffer,
 } from "../../bpf/mod.ts";
-import type { Link } from "../../bpf/mod.ts";
 import { connectObject } from "./connect.bpf.ts";
 import { CONNECT } from "./layout.ts";
 import { decodeConnectEvents } from "./event.ts";
@@ -230,8 +229,7 @@ function loadAndAttach(
     if (ringBytes !== undefined) obj.map("events").maxEntries = ringBytes;
     for (const prog of obj.programs.values()) prog.autoload = programs.includes(prog.name);
     obj.load();
-    const links: Link[] = programs.map((name) => attachBySection(obj.program(name)));
-    if (!links.length) throw new BeltError("no program attached");
+    for (const name of programs) attachBySection(obj.program(name)); // links close with obj
     return obj;
   } catch (e) {
     obj.close(); // detaches whatever attached before the failure
