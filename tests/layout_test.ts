@@ -17,6 +17,8 @@ import { beltRule } from "../plugins/rules.ts";
 import { matchRuleObject } from "./bpf/match_rule.bpf.ts";
 import { ctEvent, ctFilter } from "../plugins/connect/mod.ts";
 import { connectObject } from "../plugins/connect/connect.bpf.ts";
+import { sniffStats } from "../plugins/sniff/layout.ts";
+import { sniffObject } from "../plugins/sniff/sniff.bpf.ts";
 
 /** Every member's offset and size, and the total size, equal the compiled BTF. */
 function assertMatchesBtf(codec: StructCodec<unknown>, object: Uint8Array, name: string): void {
@@ -86,4 +88,8 @@ Deno.test("beltRule is the 104-byte struct belt_rule with MACs and ICMP type/cod
 Deno.test("ctEvent and ctFilter codecs match struct ct_event and ct_filter in connect.bpf.o's BTF", () => {
   assertMatchesBtf(ctEvent as StructCodec<unknown>, connectObject, "ct_event");
   assertMatchesBtf(ctFilter as StructCodec<unknown>, connectObject, "ct_filter");
+});
+
+Deno.test("sniffStats codec matches struct sniff_stats in sniff.bpf.o's BTF", () => {
+  assertMatchesBtf(sniffStats as StructCodec<unknown>, sniffObject, "sniff_stats");
 });
