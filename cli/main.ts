@@ -41,6 +41,7 @@ Commands:
   plugin     plugin new NAME: scaffold a plugin of your own
   probe      what this kernel lets belt do (TCX, kprobes, fentry, ...)
   run        start the plugins a belt.json describes, until stopped
+  sniff      capture through an eBPF socket filter: expression, HTTP/DNS/TLS SNI, pcapng
   trace      trace connect: every TCP connection attempt, who made it and how it ended
   version    print the version
 
@@ -58,6 +59,7 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   plugin: pluginCommand,
   probe,
   run: runCommand,
+  sniff: async (args) => (await import("./sniff.ts")).sniffCommand(args),
   trace: async (args) => (await import("./trace.ts")).traceCommand(args),
   version: () => {
     console.log(VERSION);

@@ -133,6 +133,7 @@ export {
   beltPacket,
   beltRule,
   formatRule,
+  icmpTypeName,
   packRules,
   parseRule,
   parseRuleList,
@@ -142,6 +143,39 @@ export {
 } from "./rules.ts";
 export type { BeltPacket, BeltRuleStruct, ParsedPacket, Rule } from "./rules.ts";
 export { PcapngWriter, readPcapng } from "./pcapng.ts";
+export {
+  decodeFrame,
+  dnsTypeName,
+  formatFrame,
+  formatL7,
+  frameRecord,
+  HTTP_METHODS,
+  L7_DNS,
+  L7_HTTP,
+  L7_TLS,
+  l7End,
+  readFrameHeaders,
+  readL7,
+  readL7Fields,
+  SNIFF,
+  SNIFF_HELP,
+  Sniffer,
+  sniffStats,
+  tcpFlagsText,
+} from "./sniff/mod.ts";
+export type {
+  DnsRecord,
+  FrameHeaders,
+  FrameRecord,
+  HttpRecord,
+  L7Fields,
+  L7Record,
+  SnifferOptions,
+  SniffL7,
+  SniffStats,
+  SniffStatsStruct,
+  TlsRecord,
+} from "./sniff/mod.ts";
 export type {
   PcapngCapture,
   PcapngDirection,

@@ -721,8 +721,17 @@ const ICMP_NAMES: readonly [string, number, number][] = [
   ["neighbor-advert", -1, 136],
 ];
 
-/** The name of an ICMP (`six` false) or ICMPv6 type, if it has one. */
-function icmpTypeName(type: number, six: boolean): string | undefined {
+/**
+ * The name of an ICMP (`six` false) or ICMPv6 type, as the rule language
+ * spells it, if it has one.
+ *
+ * @example
+ * ```ts
+ * import { icmpTypeName } from "@belt/belt";
+ * console.log(icmpTypeName(8, false), icmpTypeName(135, true)); // echo-request neighbor-solicit
+ * ```
+ */
+export function icmpTypeName(type: number, six: boolean): string | undefined {
   return ICMP_NAMES.find((n) => n[six ? 2 : 1] === type)?.[0];
 }
 

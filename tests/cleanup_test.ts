@@ -79,7 +79,7 @@ Deno.test("the CLI rejects an unknown command and an unknown flag with usage exi
     const [args, line] of [
       [
         ["frobnicate"],
-        "belt: unknown command 'frobnicate' (commands: chain, collect, count, detach, firewall, mirror, plugin, probe, run, trace, version)\n",
+        "belt: unknown command 'frobnicate' (commands: chain, collect, count, detach, firewall, mirror, plugin, probe, run, sniff, trace, version)\n",
       ],
       [["probe", "--bogus"], "belt: probe: unknown option '--bogus' (see `belt probe --help`)\n"],
     ] as const
