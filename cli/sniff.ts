@@ -16,6 +16,9 @@ import { openPcapOutput } from "./output.ts";
 import type { PcapOutput } from "./output.ts";
 import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 
+/** A little over the ring's block retire timeout (PacketRing's default, 50 ms). */
+const RETIRE_WAIT_MS = 80;
+
 function whole(value: string | undefined, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min) {
@@ -148,7 +151,12 @@ export async function sniffCommand(args: string[]): Promise<number> {
     interfacesGone([iface]),
     enough,
   );
-  if (left() > 0) written += output.write(sniffer.drain()); // what arrived before the stop
+  if (left() > 0) {
+    // The kernel hands over a block when it is full or 50 ms old: let the last one retire, so
+    // frames that arrived before the stop are shown too.
+    await new Promise((r) => setTimeout(r, RETIRE_WAIT_MS));
+    written += output.write(sniffer.drain());
+  }
   const stats = { ...sniffer.stats(), captured: written };
   sniffer.close();
   await enough.catch(() => undefined);

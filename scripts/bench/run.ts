@@ -5,13 +5,15 @@
  *   3. cold start: `deno run` to an attached XDP program vs bpftool;
  *   4. `belt mirror` vs nftables `dup` and tcpdump (mirror_bench.ts);
  *   5. `belt firewall` vs xdp-filter, nftables and iptables (firewall_bench.ts);
- *   6. `belt trace connect` vs bpftrace under a tight connect loop (connect_bench.ts).
+ *   6. `belt trace connect` vs bpftrace under a tight connect loop (connect_bench.ts);
+ *   7. `belt sniff` vs tcpdump with the same filter on the same traffic (sniff_bench.ts).
  * Writes docs/benchmarks.md. Needs root (loads programs, pins, namespaces).
  *
  *   deno task bench
  *   deno run -A scripts/bench/run.ts --only mirror     # section 4 only, the rest of the page kept
  *   deno run -A scripts/bench/run.ts --only firewall   # section 5 only, likewise
  *   deno run -A scripts/bench/run.ts --only connect    # section 6 only, likewise
+ *   deno run -A scripts/bench/run.ts --only sniff      # section 7 only, likewise
  */
 import { BpfObject, kernelRelease } from "../../bpf/mod.ts";
 import { measureDlopen, measureJsCosts } from "./costs.ts";
@@ -32,6 +34,8 @@ import { firewallBench } from "./firewall_bench.ts";
 import { firewallSection, firewallSummary, replaceFirewallSection } from "./firewall_report.ts";
 import { connectBench } from "./connect_bench.ts";
 import { connectSection, connectSummary, replaceConnectSection } from "./connect_report.ts";
+import { sniffBench } from "./sniff_bench.ts";
+import { replaceSniffSection, sniffSection, sniffSummary } from "./sniff_report.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const OUTPUT = `${root}docs/benchmarks.md`;
@@ -57,10 +61,10 @@ async function machine(loadAverage: string): Promise<Machine> {
 }
 
 /** Sections that `--only` runs alone. */
-const ONLY = ["mirror", "firewall", "connect"] as const;
+const ONLY = ["mirror", "firewall", "connect", "sniff"] as const;
 type Only = typeof ONLY[number];
 
-/** `--only mirror|firewall|connect`: that section alone (undefined: everything). */
+/** `--only mirror|firewall|connect|sniff`: that section alone (undefined: everything). */
 function onlySection(args: string[]): Only | undefined {
   const only = args.flatMap((a, i) =>
     a === "--only" ? [args[i + 1] ?? ""] : a.startsWith("--only=") ? [a.slice(7)] : []
@@ -69,7 +73,9 @@ function onlySection(args: string[]): Only | undefined {
     a !== "--only" && !a.startsWith("--only=") && args[i - 1] !== "--only"
   );
   if (unknown.length || only.length > 1 || only.some((o) => !ONLY.includes(o as Only))) {
-    console.error("usage: deno run -A scripts/bench/run.ts [--only mirror|firewall|connect]");
+    console.error(
+      "usage: deno run -A scripts/bench/run.ts [--only mirror|firewall|connect|sniff]",
+    );
     Deno.exit(2);
   }
   return only[0] as Only | undefined;
@@ -117,6 +123,20 @@ async function connectOnly(): Promise<void> {
   console.log(`wrote section 6 of ${OUTPUT}`);
 }
 
+/** Section 7 only: the rest of docs/benchmarks.md stays as it is. */
+async function sniffOnly(): Promise<void> {
+  cleanupOnSignals();
+  onCleanupFirst("stop helper processes", killChildren);
+  const tmp = await Deno.makeTempDir({ prefix: "belt-bench-" });
+  onCleanup(`remove ${tmp}`, () => Deno.remove(tmp, { recursive: true }));
+  const sn = await sniffBench(tmp, step);
+  const page = await Deno.readTextFile(OUTPUT).catch(() => "# Benchmarks\n");
+  await Deno.writeTextFile(OUTPUT, replaceSniffSection(page, sniffSection(sn)));
+  await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
+  console.log(sniffSummary(sn));
+  console.log(`wrote section 7 of ${OUTPUT}`);
+}
+
 async function main(): Promise<void> {
   if (Deno.uid() !== 0) {
     console.error("the bench loads eBPF programs, pins and creates namespaces: run it as root");
@@ -126,6 +146,7 @@ async function main(): Promise<void> {
   if (only === "mirror") return await mirrorOnly();
   if (only === "firewall") return await firewallOnly();
   if (only === "connect") return await connectOnly();
+  if (only === "sniff") return await sniffOnly();
   const dlopen = measureDlopen(); // first: nothing may have opened libbpf yet
   const started = performance.now();
   const loadAverage = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
@@ -141,19 +162,21 @@ async function main(): Promise<void> {
   obj.load();
   const pins = pinBenchObject(obj, dir);
 
-  step("1/6 map lookup and update (about 10 s)");
+  step("1/7 map lookup and update (about 10 s)");
   const map = await mapBench(obj, pins.values, built.mapOps);
-  step("2/6 ring buffer (about 60 s)");
+  step("2/7 ring buffer (about 60 s)");
   const ring = await ringBench(obj, pins, built);
-  step("3/6 cold start (about 5 s)");
+  step("3/7 cold start (about 5 s)");
   const ns = await createNetns();
   const cold = await coldStart(ns, built.xdpCountObject, dir);
-  step("4/6 mirror (about 90 s)");
+  step("4/7 mirror (about 90 s)");
   const mirror = await mirrorBench(tmp, step);
-  step("5/6 firewall (about 250 s)");
+  step("5/7 firewall (about 250 s)");
   const fw = await firewallBench(tmp, step);
-  step("6/6 connect tracer (about 130 s)");
+  step("6/7 connect tracer (about 130 s)");
   const ct = await connectBench(tmp, step);
+  step("7/7 sniff (about 200 s)");
+  const sn = await sniffBench(tmp, step);
   step("unit costs");
   const costs = { ...dlopen, ...(await measureJsCosts()) };
 
@@ -168,13 +191,17 @@ async function main(): Promise<void> {
   const page = markdown(results, analysis(results, costs));
   await Deno.writeTextFile(
     OUTPUT,
-    replaceConnectSection(replaceFirewallSection(page, firewallSection(fw)), connectSection(ct)),
+    replaceSniffSection(
+      replaceConnectSection(replaceFirewallSection(page, firewallSection(fw)), connectSection(ct)),
+      sniffSection(sn),
+    ),
   );
   // The repo's `deno fmt --check` covers docs/ too.
   await run([Deno.execPath(), "fmt", "-q", OUTPUT], { cwd: root });
   console.log(summary(results));
   console.log(firewallSummary(fw));
   console.log(connectSummary(ct));
+  console.log(sniffSummary(sn));
   console.log(`wrote ${OUTPUT}`);
 }
 
