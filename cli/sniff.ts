@@ -6,6 +6,7 @@ import {
   decodeFrame,
   formatFrame,
   frameRecord,
+  SNIFF,
   SNIFF_HELP,
   Sniffer,
 } from "../plugins/sniff/mod.ts";
@@ -19,10 +20,16 @@ import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 /** A little over the ring's block retire timeout (PacketRing's default, 50 ms). */
 const RETIRE_WAIT_MS = 80;
 
-function whole(value: string | undefined, flag: string, min: number): number | undefined {
+function whole(
+  value: string | undefined,
+  flag: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min) {
-    throw new BeltError(`${flag} wants a whole number >= ${min}, got '${value}'`, {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new BeltError(`${flag} wants a whole number ${range}, got '${value}'`, {
       hint: "see `belt sniff --help`",
     });
   }
@@ -111,7 +118,7 @@ export async function sniffCommand(args: string[]): Promise<number> {
     });
   }
   const count = whole(values.count, "--count", 1);
-  const snaplen = whole(values.snaplen, "--snaplen", 1) ?? 0;
+  const snaplen = whole(values.snaplen, "--snaplen", 1, SNIFF.maxSnaplen) ?? 0;
   const duration = seconds(values.duration, "--duration");
   const l7: SniffL7[] = [
     ...(values.http ? ["http" as const] : []),
@@ -145,12 +152,15 @@ export async function sniffCommand(args: string[]): Promise<number> {
     }
     return "closed";
   })();
-  const reason = await untilStopped(
+  const gone = interfacesGone([iface]);
+  const stopped = await untilStopped(
     duration,
     () => `${written} frames`,
-    interfacesGone([iface]),
+    gone,
     enough,
   );
+  // A vanished interface first shows as an error on the socket (ENETDOWN): say what happened.
+  const reason = stopped.startsWith("stopped:") ? gone() ?? stopped : stopped;
   if (left() > 0) {
     // The kernel hands over a block when it is full or 50 ms old: let the last one retire, so
     // frames that arrived before the stop are shown too.
