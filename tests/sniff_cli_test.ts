@@ -91,7 +91,11 @@ kernelTest("belt sniff: bad input gives one line, exit 2 or 1, and leaves nothin
       ],
       [["eth0", "--pcap", dir], 1, /cannot write/], // a directory
       [["eth0", "--snaplen", "0"], 2, /--snaplen wants a whole number from 1 to 262144, got '0'/],
-      [["eth0", "--snaplen", "abc"], 2, /--snaplen wants a whole number from 1 to 262144, got 'abc'/],
+      [
+        ["eth0", "--snaplen", "abc"],
+        2,
+        /--snaplen wants a whole number from 1 to 262144, got 'abc'/,
+      ],
       [["eth0", "--snaplen", "-5"], 2, /--snaplen/],
       [["eth0", "--snaplen", "300000"], 2, /--snaplen wants a whole number from 1 to 262144/],
       [["eth0", "--count", "0"], 2, /--count wants a whole number >= 1, got '0'/],
