@@ -155,7 +155,7 @@ export async function sniffCommand(args: string[]): Promise<number> {
   const gone = interfacesGone([iface]);
   const stopped = await untilStopped(
     duration,
-    () => `${written} frames`,
+    () => `${written} frames, ${sniffer.stats().drops} dropped by the kernel`,
     gone,
     enough,
   );
