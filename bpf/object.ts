@@ -226,6 +226,17 @@ export class BpfObject implements Closable, Disposable {
         "use a tracepoint or kprobe hook, or turn this program's autoload off",
       );
     }
+    if (code === 11) {
+      // The verifier stops with EAGAIN when a signal is pending; libbpf's retries met more.
+      return new BeltError(
+        `loading program '${prog?.name ?? this.name}' was interrupted by signals (EAGAIN)`,
+        {
+          code,
+          hint: "something signals this process very often (a profiler such as --cpu-prof?): " +
+            "retry without it, or with a longer sampling interval",
+        },
+      );
+    }
     if (prog && /-- BEGIN PROG LOAD LOG --|processed \d+ insns|R\d+ /.test(log)) {
       return new VerifierError(prog.name, log, code);
     }

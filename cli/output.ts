@@ -52,7 +52,8 @@ export function openPcapOutput(path: string): PcapOutput {
   return {
     sink: file,
     begin() {
-      if (!created) file.truncateSync(0);
+      // Only a regular file is emptied: /dev/null or a FIFO cannot be (EINVAL) and need not be.
+      if (!created && file.statSync().isFile) file.truncateSync(0);
     },
     discard() {
       try {

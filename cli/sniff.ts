@@ -142,9 +142,13 @@ export async function sniffCommand(args: string[]): Promise<number> {
   console.error(`belt: sniffing ${iface}${expr.length ? ` (${expr.join(" ")})` : ""}`);
   let written = 0;
   const left = () => count === undefined ? Infinity : count - written;
-  const output = pcap
-    ? pcapOutput(pcap, iface, snaplen, left)
-    : textOutput(json, l7.length > 0, left);
+  let output: Output;
+  try {
+    output = pcap ? pcapOutput(pcap, iface, snaplen, left) : textOutput(json, l7.length > 0, left);
+  } catch (e) {
+    sniffer.close();
+    throw e;
+  }
   const enough = (async () => {
     for await (const frames of sniffer.batches()) {
       written += output.write(frames);

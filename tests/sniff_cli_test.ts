@@ -269,6 +269,27 @@ kernelTest(
       }
     });
 
+    await t.step("--pcap /dev/null (not a regular file) works, --count ends it", async () => {
+      const procs: Background[] = [];
+      try {
+        const bg = await startSniff(topo, "a", [
+          "eth0",
+          "udp",
+          "--pcap",
+          "/dev/null",
+          "--count",
+          "3",
+        ], procs);
+        await topo.sendUdp("a", b4, 7103, 5);
+        const r = await bg.finished(30_000);
+        equal(r.code, 0, r.stderr);
+        match(r.stderr, /^belt: 3 frames captured, \d+ passed the filter/m);
+        await assertNothingLeft(topo, "a", "after --pcap /dev/null");
+      } finally {
+        await reap(procs);
+      }
+    });
+
     await t.step("the interface goes away: one line, exit 1, nothing left", async () => {
       const procs: Background[] = [];
       try {
