@@ -17,8 +17,13 @@ import { openPcapOutput } from "./output.ts";
 import type { PcapOutput } from "./output.ts";
 import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 
-/** A little over the ring's block retire timeout (PacketRing's default, 50 ms). */
-const RETIRE_WAIT_MS = 80;
+/**
+ * How long the kernel may hold a block that is not full, in ms: 50 when someone may be watching
+ * (lines, JSON, a pcap on stdout for Wireshark); 1000 for a pcap file, as libpcap's default
+ * buffer timeout, so a trickle of matching frames wakes belt once a second rather than 20 times.
+ */
+const RETIRE_LIVE_MS = 50;
+const RETIRE_FILE_MS = 1000;
 
 function whole(
   value: string | undefined,
@@ -126,6 +131,7 @@ export async function sniffCommand(args: string[]): Promise<number> {
     ...(values["tls-sni"] ? ["tls" as const] : []),
   ];
   const pcap = values.pcap === undefined ? undefined : openPcapOutput(values.pcap);
+  const retire = pcap && values.pcap !== "-" ? RETIRE_FILE_MS : RETIRE_LIVE_MS;
   let sniffer: Sniffer;
   try {
     sniffer = Sniffer.open(iface, {
@@ -133,6 +139,7 @@ export async function sniffCommand(args: string[]): Promise<number> {
       l7,
       snaplen,
       promiscuous: !values["no-promisc"],
+      retireTimeoutMs: retire,
     });
   } catch (e) {
     pcap?.discard();
@@ -166,9 +173,9 @@ export async function sniffCommand(args: string[]): Promise<number> {
   // A vanished interface first shows as an error on the socket (ENETDOWN): say what happened.
   const reason = stopped.startsWith("stopped:") ? gone() ?? stopped : stopped;
   if (left() > 0) {
-    // The kernel hands over a block when it is full or 50 ms old: let the last one retire, so
-    // frames that arrived before the stop are shown too.
-    await new Promise((r) => setTimeout(r, RETIRE_WAIT_MS));
+    // The kernel hands over a block when it is full or `retire` ms old: let the last one
+    // retire, so frames that arrived before the stop are kept too (tcpdump loses them).
+    await new Promise((r) => setTimeout(r, retire + 30));
     written += output.write(sniffer.drain());
   }
   const stats = { ...sniffer.stats(), captured: written };

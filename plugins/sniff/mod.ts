@@ -61,7 +61,8 @@ Options:
                      (several: any of them; TCP on any port)
   --snaplen N        keep the first N bytes of each frame (default: whole);
                      an L7 match keeps at least the bytes its record needs
-  --pcap FILE|-      write pcapng to FILE, or to stdout with -
+  --pcap FILE|-      write pcapng to FILE (in blocks, at least once a second),
+                     or to stdout with - (within 50 ms, e.g. into wireshark -k -i -)
   --count N          stop after N frames
   --duration S       stop after S seconds
   --no-promisc       leave the interface's promiscuous mode alone

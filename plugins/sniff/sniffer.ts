@@ -37,6 +37,12 @@ export interface SnifferOptions {
   blockSize?: number;
   /** Receive ring geometry: blocks (default 8). */
   blockCount?: number;
+  /**
+   * Longest time a block that is not full waits before it is handed over,
+   * in ms (default 50): the delay before a quiet link's frames show up, and
+   * how often the reader wakes while frames trickle in.
+   */
+  retireTimeoutMs?: number;
 }
 
 /** Counters of a {@linkcode Sniffer}. */
@@ -144,6 +150,7 @@ export class Sniffer implements Disposable, AsyncDisposable {
         promiscuous: options.promiscuous ?? true,
         blockSize: options.blockSize,
         blockCount: options.blockCount,
+        retireTimeoutMs: options.retireTimeoutMs,
       });
       return new Sniffer(iface, rules, snaplen, obj, ring);
     } catch (e) {
