@@ -9,48 +9,11 @@ import { deepEqual, doesNotMatch, equal, match, notEqual, ok } from "node:assert
 import { CONNECT_HELP } from "../plugins/mod.ts";
 import { eventually, kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
-import { Background, BELT } from "./harness/process.ts";
+import { Background, BELT, run } from "./harness/process.ts";
+import type { Result } from "./harness/process.ts";
 
 const NOBODY = 65534;
 const decoder = new TextDecoder();
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end, killed after `ms` (then its code is 137). */
-async function run(
-  cmd: string[],
-  ms = 30_000,
-  opts: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<Result> {
-  const child = new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    ...opts,
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, ms);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Enters a host's network namespace only (unlike `ip netns exec`, /sys stays as it is). */
 function netns(topo: Topology, host: string): string[] {

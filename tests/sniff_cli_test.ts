@@ -15,8 +15,8 @@ import { readPcapng } from "../plugins/pcapng.ts";
 import { SNIFF_HELP } from "../plugins/mod.ts";
 import { eventually, kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
-import { BELT } from "./harness/process.ts";
-import type { Background } from "./harness/process.ts";
+import { BELT, run } from "./harness/process.ts";
+import type { Background, Result } from "./harness/process.ts";
 import { assertSameFrames, cat, macOf, n16, n32, spontaneous } from "./harness/frames.ts";
 import type { Bytes } from "./harness/frames.ts";
 import {
@@ -27,14 +27,13 @@ import {
   progsHeldBy,
   promiscuity,
   reap,
-  run,
   sniffJson,
   sniffPrograms,
   spawn,
   startSniff,
   stopWithin,
 } from "./harness/sniff.ts";
-import type { Result, SniffRecord } from "./harness/sniff.ts";
+import type { SniffRecord } from "./harness/sniff.ts";
 import { clientHello, dnsName, dnsQuery } from "./harness/traffic.ts";
 
 const enc = new TextEncoder();

@@ -16,7 +16,7 @@ import { readPcapng } from "../plugins/pcapng.ts";
 import { kernelTest } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 import { BELT } from "./harness/process.ts";
-import type { Background } from "./harness/process.ts";
+import type { Background, Result } from "./harness/process.ts";
 import { assertSameFrames, hex, macOf, spontaneous } from "./harness/frames.ts";
 import {
   assertSameMultiset,
@@ -31,7 +31,7 @@ import {
   tsharkFields,
   tsharkFrames,
 } from "./harness/sniff.ts";
-import type { Result, SniffRecord } from "./harness/sniff.ts";
+import type { SniffRecord, SniffRecordWith } from "./harness/sniff.ts";
 import {
   dnsKey,
   expectedDns,
@@ -174,9 +174,10 @@ kernelTest(
         snapPcap: [...all, "--snaplen", "60", "--pcap", `${dir}/snap.pcapng`],
       });
       const truth = `${dir}/truth.pcapng`;
-      const http = sniffJson(out.http!, "--http").records;
-      const dns = sniffJson(out.dns!, "--dns").records;
-      const tls = sniffJson(out.tls!, "--tls-sni").records;
+      // Typed by the kind each option prints; the loop below checks it record by record.
+      const http = sniffJson(out.http!, "--http").records as SniffRecordWith<"http">[];
+      const dns = sniffJson(out.dns!, "--dns").records as SniffRecordWith<"dns">[];
+      const tls = sniffJson(out.tls!, "--tls-sni").records as SniffRecordWith<"tls">[];
       for (const [records, kind] of [[http, "http"], [dns, "dns"], [tls, "tls"]] as const) {
         for (const r of records) {
           equal(r.l7?.kind, kind, `--${kind} printed ${JSON.stringify(r)}`);

@@ -26,6 +26,7 @@ import { enableRunStats } from "../../bpf/mod.ts";
 import { onCleanup } from "./cleanup.ts";
 import { buildConnectLoop } from "./compile.ts";
 import { have, run } from "./proc.ts";
+import { ip, removeStaleNetns } from "./netns.ts";
 import { Background } from "./mirror_topo.ts";
 import { onCpu } from "./affinity.ts";
 
@@ -136,20 +137,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- namespace
 
-async function ip(args: string[], check = true): Promise<string> {
-  return (await run(["ip", ...args], { check, timeoutMs: 15_000 })).stdout;
-}
-
 /** `belt-bench-<pid>-ct` with lo up and the loop's address on it; stale ones go first. */
 async function createCtNetns(): Promise<string> {
-  for (const line of (await ip(["netns", "list"], false)).split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const pid = /^belt-bench-(\d+)-ct$/.exec(name)?.[1];
-    if (!pid || Number(pid) === Deno.pid) continue;
-    if (!(await Deno.stat(`/proc/${pid}`).then(() => true, () => false))) {
-      await ip(["netns", "del", name], false);
-    }
-  }
+  await removeStaleNetns(/^belt-bench-(\d+)-ct$/);
   const name = `belt-bench-${Deno.pid}-ct`;
   await ip(["netns", "add", name]);
   onCleanup(`delete netns ${name}`, async () => {

@@ -18,6 +18,7 @@
  */
 import { onCleanup } from "./cleanup.ts";
 import { run } from "./proc.ts";
+import { ip as benchIp, removeStaleNetns } from "./netns.ts";
 import { Background } from "./mirror_topo.ts";
 
 const ALLOWED = /^198\.1[89]\./;
@@ -48,9 +49,9 @@ export interface FwTopo {
   rMac: string;
 }
 
-async function ip(args: string[], check = true): Promise<string> {
-  return (await run(["ip", ...args], { check, timeoutMs: 30_000 })).stdout;
-}
+/** This topology's `ip` commands get 30 s (the shared default is 15 s). */
+const IP_TIMEOUT_MS = 30_000;
+const ip = (args: string[], check = true) => benchIp(args, check, IP_TIMEOUT_MS);
 
 /** `cmd` inside namespace `ns`. */
 export function inNs(ns: string, cmd: string[]): string[] {
@@ -76,16 +77,6 @@ export function addrPlus(base: string, i: number): string {
   return text;
 }
 
-async function removeStale(): Promise<void> {
-  for (const line of (await ip(["netns", "list"], false)).split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const pid = /^belt-bench-(\d+)-f[srl]$/.exec(name)?.[1];
-    if (!pid || Number(pid) === Deno.pid) continue;
-    const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
-    if (!alive) await ip(["netns", "del", name], false);
-  }
-}
-
 async function nsInode(path: string): Promise<number> {
   return (await Deno.stat(path)).ino ?? NaN;
 }
@@ -109,7 +100,7 @@ export async function makeNetns(name: string): Promise<void> {
 
 /** Creates S and R and the veth between them, NAPI threaded on R. */
 export async function createFirewallTopo(): Promise<FwTopo> {
-  await removeStale();
+  await removeStaleNetns(/^belt-bench-(\d+)-f[srl]$/, IP_TIMEOUT_MS);
   const base = `belt-bench-${Deno.pid}`;
   const tag = Deno.pid % 100000;
   const t: FwTopo = {

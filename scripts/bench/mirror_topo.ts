@@ -12,6 +12,7 @@
  */
 import { onCleanup } from "./cleanup.ts";
 import { killQuietly, run, spawnPiped } from "./proc.ts";
+import { ip, removeStaleNetns } from "./netns.ts";
 
 const ALLOWED = /^198\.1[89]\./;
 
@@ -35,10 +36,6 @@ export interface MirrorTopo {
   c: string;
 }
 
-async function ip(args: string[], check = true): Promise<string> {
-  return (await run(["ip", ...args], { check, timeoutMs: 15_000 })).stdout;
-}
-
 /** `cmd` inside namespace `ns` (ip netns exec fails if `ns` does not exist). */
 export function inNs(ns: string, cmd: string[]): string[] {
   return ["ip", "netns", "exec", ns, ...cmd];
@@ -49,23 +46,13 @@ export async function nsRun(ns: string, cmd: string[], check = true): Promise<st
   return (await run(inNs(ns, cmd), { check, timeoutMs: 30_000 })).stdout;
 }
 
-async function removeStale(): Promise<void> {
-  for (const line of (await ip(["netns", "list"], false)).split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const pid = /^belt-bench-(\d+)-m[abc]$/.exec(name)?.[1];
-    if (!pid || Number(pid) === Deno.pid) continue;
-    const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
-    if (!alive) await ip(["netns", "del", name], false);
-  }
-}
-
 async function nsInode(path: string): Promise<number> {
   return (await Deno.stat(path)).ino ?? NaN;
 }
 
 /** Creates A, B and C; every namespace gets its delete step as soon as it exists. */
 export async function createMirrorTopo(): Promise<MirrorTopo> {
-  await removeStale();
+  await removeStaleNetns(/^belt-bench-(\d+)-m[abc]$/);
   const base = `belt-bench-${Deno.pid}`;
   const t: MirrorTopo = { a: `${base}-ma`, b: `${base}-mb`, c: `${base}-mc` };
   const rootNs = await nsInode("/proc/self/ns/net");

@@ -18,23 +18,32 @@ export interface BenchNetns {
   peer: string;
 }
 
-async function ip(args: string[], check = true): Promise<string> {
-  return (await run(["ip", ...args], { check, timeoutMs: 15_000 })).stdout;
+/**
+ * Runs `ip ARGS` (killed after `timeoutMs`) and returns its stdout; throws on
+ * a non-zero exit unless `check` is false.
+ */
+export async function ip(args: string[], check = true, timeoutMs = 15_000): Promise<string> {
+  return (await run(["ip", ...args], { check, timeoutMs })).stdout;
 }
 
-async function removeStale(): Promise<void> {
-  for (const line of (await ip(["netns", "list"], false)).split("\n")) {
+/**
+ * Deletes the network namespaces whose name matches `pattern` (first capture
+ * group: the pid of the bench process that made it) when that process is
+ * gone; never this process's own. `timeoutMs` bounds each `ip` command.
+ */
+export async function removeStaleNetns(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+  for (const line of (await ip(["netns", "list"], false, timeoutMs)).split("\n")) {
     const name = line.split(" ")[0] ?? "";
-    const pid = /^belt-bench-(\d+)$/.exec(name)?.[1];
+    const pid = pattern.exec(name)?.[1];
     if (!pid || Number(pid) === Deno.pid) continue;
     const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
-    if (!alive) await ip(["netns", "del", name], false);
+    if (!alive) await ip(["netns", "del", name], false, timeoutMs);
   }
 }
 
 /** Creates the namespace and its veth pair; on failure removes what was made. */
 export async function createNetns(): Promise<BenchNetns> {
-  await removeStale();
+  await removeStaleNetns(/^belt-bench-(\d+)$/);
   const name = `belt-bench-${Deno.pid}`;
   const tag = `bb${Deno.pid % 100000}`;
   const ns: BenchNetns = { name, path: `/run/netns/${name}`, iface: `${tag}a`, peer: `${tag}b` };

@@ -39,6 +39,7 @@ import { join } from "node:path";
 import { enableRunStats } from "../../bpf/mod.ts";
 import { onCleanup } from "./cleanup.ts";
 import { have, run } from "./proc.ts";
+import { ip, removeStaleNetns } from "./netns.ts";
 import { onCpu } from "./affinity.ts";
 import { makeNetns } from "./firewall_topo.ts";
 import { Background, inNs, linkStats, nft, nftCounters } from "./mirror_topo.ts";
@@ -200,24 +201,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- topology
 
-async function ip(args: string[], check = true): Promise<string> {
-  return (await run(["ip", ...args], { check, timeoutMs: 15_000 })).stdout;
-}
-
-async function removeStale(): Promise<void> {
-  for (const line of (await ip(["netns", "list"], false)).split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const pid = /^belt-bench-(\d+)-s[ab]$/.exec(name)?.[1];
-    if (!pid || Number(pid) === Deno.pid) continue;
-    if (!(await Deno.stat(`/proc/${pid}`).then(() => true, () => false))) {
-      await ip(["netns", "del", name], false);
-    }
-  }
-}
-
 /** Creates A and B and the veth between them; B counts and drops the UDP at ingress. */
 async function createSniffTopo(): Promise<Topo> {
-  await removeStale();
+  await removeStaleNetns(/^belt-bench-(\d+)-s[ab]$/);
   const base = `belt-bench-${Deno.pid}`;
   const tag = Deno.pid % 100000;
   const t: Topo = { a: `${base}-sa`, b: `${base}-sb`, aIface: `sa${tag}`, bIface: `sb${tag}` };

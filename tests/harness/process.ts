@@ -1,5 +1,52 @@
-/** Long-running commands in test hosts: wait for a line, stop, collect output. */
+/**
+ * Commands in tests: run to their end with a deadline, or long-running in
+ * test hosts (wait for a line, stop, collect output).
+ */
 import type { Topology } from "./netns.ts";
+
+const decoder = new TextDecoder();
+
+/** What a finished command said. */
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to its end, killed after `ms` (its code is then 137);
+ * `opts.env` adds to the environment, `opts.cwd` sets the directory.
+ */
+export async function run(
+  cmd: string[],
+  ms = 30_000,
+  opts: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<Result> {
+  const child = new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...opts,
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, ms);
+  try {
+    const out = await child.output();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A background command whose stderr is watched line by line. */
 export class Background {

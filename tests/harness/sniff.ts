@@ -4,45 +4,13 @@
  * packet sockets, promiscuity) to prove nothing stays behind.
  */
 import { equal, ok } from "node:assert/strict";
+import type { FrameRecord, L7Record } from "../../plugins/mod.ts";
 import { eventually } from "./kernel.ts";
 import type { Topology } from "./netns.ts";
-import { Background, BELT } from "./process.ts";
+import { Background, BELT, run } from "./process.ts";
+import type { Result } from "./process.ts";
 
 const decoder = new TextDecoder();
-
-/** What a finished command said. */
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end, killed after `ms` (its code is then 137). */
-export async function run(cmd: string[], ms = 30_000): Promise<Result> {
-  const child = new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, ms);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Enters a host's network namespace only (`ip netns exec` would also remount /sys). */
 export function inHost(topo: Topology, host: string): string[] {
@@ -136,36 +104,12 @@ export function jsonLines(stdout: string): Record<string, unknown>[] {
 }
 
 /** One frame record of `belt sniff --json`. */
-export interface SniffRecord {
-  ts: number;
-  dir: "in" | "out";
-  len: number;
-  caplen: number;
-  vlan?: number;
-  ethType: string;
-  src?: string;
-  dst?: string;
-  proto?: string | number;
-  sport?: number;
-  dport?: number;
-  flags?: string;
-  icmpType?: number;
-  icmpCode?: number;
-  fragment?: true;
-  l7?: {
-    kind: "http" | "dns" | "tls";
-    method?: string;
-    target?: string;
-    version?: string;
-    host?: string;
-    id?: number;
-    name?: string;
-    qtype?: number;
-    qtypeName?: string;
-    qclass?: number;
-    sni?: string;
-  };
-}
+export type SniffRecord = FrameRecord;
+
+/** A frame record whose L7 record is of kind `K` (what `--http`, `--dns`, `--tls-sni` print). */
+export type SniffRecordWith<K extends L7Record["kind"]> =
+  & SniffRecord
+  & { l7: Extract<L7Record, { kind: K }> };
 
 /** The summary record of `belt sniff --json`. */
 export interface SniffSummary {
