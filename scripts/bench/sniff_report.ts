@@ -28,7 +28,10 @@ import { median, rate } from "./stats.ts";
 import { replaceSection } from "./report.ts";
 
 /** belt's ring hands over a block at the latest this long after its first frame (ms). */
-const RETIRE_MS = 50;
+/** `belt sniff --pcap FILE`'s block retire timeout (cli/sniff.ts), as libpcap's default. */
+const RETIRE_MS = 1000;
+/** CPU of an idle `belt sniff` (no frame matching), ms per second: measured once by hand. */
+const IDLE_MS_PER_S = 0.75;
 
 /** The heading the section starts with (and `--only sniff` looks for). */
 export const SNIFF_HEADING = "## 7. Sniff";
@@ -335,7 +338,9 @@ function findings(res: SniffResult): string {
   const get = (f: FilterName, r: number) => cs.find((c) => c.filter === f && c.rate === r)!;
   const paced = RATES.find((r) => r > 0) ?? RATES[0]!;
   const sel = get("selective", paced), broad = get("broad", 0);
-  const perWake = (c: CaseFigures, tool: Tool) => 1e6 * c.tools[tool].cores / c.tools[tool].wakeups;
+  // µs per frame once the idle cost is taken out.
+  const perFrameCold = (c: CaseFigures) =>
+    (1e6 * c.tools.belt.cores - 1e3 * IDLE_MS_PER_S) / (c.achieved / EVERY);
   const fns = filterNs(res, "selective"), fnb = filterNs(res, "broad");
   const kb = costOf(res, "selective", "belt"), kt = costOf(res, "selective", "tcpdump");
   const fstat = res.filterStats.find((x) => x.filter === "selective");
@@ -350,23 +355,24 @@ function findings(res: SniffResult): string {
     }). At their CPU per frame, one core ` +
     `would keep up with about ${rate(1e6 / broad.tools.belt.usPerFrame)} frames/s for belt and ` +
     `${rate(1e6 / broad.tools.tcpdump.usPerFrame)}/s for tcpdump (an extrapolation, not measured).`,
-    `- **Selective filter, process CPU.** Few frames reach user space (1 in ${EVERY}), so what ` +
-    `counts is waking up: belt woke ${sel.tools.belt.wakeups.toFixed(0)} times a second ` +
-    `(voluntary switches, all threads), tcpdump ${sel.tools.tcpdump.wakeups.toFixed(0)}. belt's ` +
-    `ring hands over a block at the latest ${RETIRE_MS} ms after its first frame (\`PacketRing\`'s ` +
-    "`retireTimeoutMs` default, chosen for latency on a quiet link; `belt sniff` has no option " +
-    "for it); tcpdump's libpcap ring waits up to 1 s (tcpdump's timeout). So while at least one " +
-    `frame matches every ${RETIRE_MS} ms, belt's process costs about ` +
-    `${(sel.tools.belt.cores * 1e3).toFixed(1)} ms of CPU per second here, about ` +
-    `${us(perWake(sel, "belt"))} per wakeup, for some ${
-      n(sel.achieved / EVERY / (1000 / RETIRE_MS))
-    } frames per block. In a one-off 10 s run at this rate (when this section was written, not ` +
-    "re-run by the bench), 82% of that CPU was on the JS thread and 18% on the runtime threads " +
-    "that run the ring's epoll_wait (a nonblocking FFI call); neither V8's profile of the JS " +
-    "thread nor `perf` showed a hot spot, just the steps of each wakeup (the FFI call's promise, " +
-    "the async generator, the block's copy and parse, one pcapng write() per block), with only " +
-    "4% of perf's samples in JIT-compiled code: at 20 calls a second that code stays cold, in " +
-    "V8's interpreter and Deno's runtime.",
+    `- **Selective filter, process CPU.** Few frames reach user space (1 in ${EVERY}). With ` +
+    `\`--pcap FILE\` belt's ring hands over a block at the latest ${RETIRE_MS} ms after its ` +
+    "first frame, as tcpdump's libpcap ring does (belt used 50 ms before this section's first " +
+    "run: going to 1 s cut its wakeups from 49 to about 10 a second but its CPU per run only from " +
+    `34.6 to about 31 ms, so waking up is not where the time goes). belt woke ` +
+    `${sel.tools.belt.wakeups.toFixed(0)} times a second (voluntary switches, all threads: its ` +
+    `1 s timers and the ring's wait thread too), tcpdump ${
+      sel.tools.tcpdump.wakeups.toFixed(0)
+    }. ` +
+    `belt's process cost ${(sel.tools.belt.cores * 1e3).toFixed(1)} ms of CPU per second here; ` +
+    `an idle \`belt sniff\` (nothing matching) costs about ${IDLE_MS_PER_S} ms per second ` +
+    "(measured once by hand, not by the bench), so most of the rest is per frame: about " +
+    `${us(perFrameCold(sel))} for each of the ${n(sel.achieved / EVERY)} frames a second, ` +
+    `against ${us(broad.tools.belt.usPerFrame)} when the broad filter keeps the same code busy. ` +
+    "The likely reason (not measured): at a thousand frames a second the per-frame code (block " +
+    "copy and parse, a frame object and a BigInt timestamp each, the pcapng record) stays in " +
+    "V8's interpreter and baseline code. The fix either way is to write pcapng records straight " +
+    "from the ring's block, with no frame objects, which belt does not do yet.",
     `- **Broad filter, CPU per frame.** belt ${us(broad.tools.belt.usPerFrame)}, tcpdump ` +
     `${us(broad.tools.tcpdump.usPerFrame)} (${
       times(broad.tools.belt.usPerFrame / broad.tools.tcpdump.usPerFrame)
