@@ -38,3 +38,27 @@ export function parseCommand<
     });
   }
 }
+
+/**
+ * Parses a whole-number option (`--count 10`): undefined when absent; a value
+ * that is not a whole number in [min, max] is a usage error pointing at the
+ * command's help.
+ */
+export function wholeNumber(
+  value: string | undefined,
+  flag: string,
+  command: string,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    const range = max === Number.MAX_SAFE_INTEGER
+      ? min === 0 ? "" : ` >= ${min}`
+      : ` from ${min} to ${max}`;
+    throw new BeltError(`${flag} wants a whole number${range}, got '${value}'`, {
+      hint: `see \`belt ${command} --help\``,
+    });
+  }
+  return Number(value);
+}

@@ -10,6 +10,11 @@ export function jsonLine(record: unknown): string {
   );
 }
 
+/** Writes all of `bytes` to stdout (a pipe may take less per call). */
+export function writeAllStdout(bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+}
+
 /** A left-aligned table with a header row. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

@@ -11,9 +11,9 @@ import {
   Sniffer,
 } from "../plugins/sniff/mod.ts";
 import type { SniffL7, SniffStats } from "../plugins/sniff/mod.ts";
-import { parseCommand } from "./args.ts";
+import { parseCommand, wholeNumber } from "./args.ts";
 import { VERSION } from "./main.ts";
-import { openPcapOutput } from "./output.ts";
+import { openPcapOutput, writeAllStdout } from "./output.ts";
 import type { PcapOutput } from "./output.ts";
 import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
 
@@ -24,27 +24,6 @@ import { interfacesGone, seconds, stopCode, untilStopped } from "./stop.ts";
  */
 const RETIRE_LIVE_MS = 50;
 const RETIRE_FILE_MS = 1000;
-
-function whole(
-  value: string | undefined,
-  flag: string,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new BeltError(`${flag} wants a whole number ${range}, got '${value}'`, {
-      hint: "see `belt sniff --help`",
-    });
-  }
-  return Number(value);
-}
-
-/** Writes all of `bytes` (a pipe may take less per call). */
-function writeAll(bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
-}
 
 interface Output {
   /** Writes frames; returns how many it took (fewer once --count is reached). */
@@ -62,7 +41,7 @@ function textOutput(json: boolean, l7: boolean, left: () => number): Output {
         const d = decodeFrame(f.data, l7);
         return json ? JSON.stringify(frameRecord(f, d.h, d.l7)) : formatFrame(f, d.h, d.l7);
       });
-      writeAll(encoder.encode(lines.join("\n") + "\n"));
+      writeAllStdout(encoder.encode(lines.join("\n") + "\n"));
       return take.length;
     },
     close() {},
@@ -122,8 +101,8 @@ export async function sniffCommand(args: string[]): Promise<number> {
       hint: "see `belt sniff --help`: write the pcap to a file",
     });
   }
-  const count = whole(values.count, "--count", 1);
-  const snaplen = whole(values.snaplen, "--snaplen", 1, SNIFF.maxSnaplen) ?? 0;
+  const count = wholeNumber(values.count, "--count", "sniff", 1);
+  const snaplen = wholeNumber(values.snaplen, "--snaplen", "sniff", 1, SNIFF.maxSnaplen) ?? 0;
   const duration = seconds(values.duration, "--duration");
   const l7: SniffL7[] = [
     ...(values.http ? ["http" as const] : []),
@@ -145,7 +124,6 @@ export async function sniffCommand(args: string[]): Promise<number> {
     pcap?.discard();
     throw e;
   }
-  const say = values.pcap === "-" ? console.error : console.log;
   console.error(`belt: sniffing ${iface}${expr.length ? ` (${expr.join(" ")})` : ""}`);
   let written = 0;
   const left = () => count === undefined ? Infinity : count - written;
@@ -182,7 +160,7 @@ export async function sniffCommand(args: string[]): Promise<number> {
   sniffer.close();
   await enough.catch(() => undefined);
   output.close();
-  if (json) say(JSON.stringify({ kind: "summary", iface, ...stats }));
+  if (json) console.log(JSON.stringify({ kind: "summary", iface, ...stats }));
   else console.error(`belt: ${summaryText(stats)}`);
   return stopCode(reason);
 }

@@ -2,9 +2,9 @@
 import { BeltError } from "../bpf/mod.ts";
 import { CONNECT_HELP, ConnectTracer, FAILED_OUTCOMES } from "../plugins/mod.ts";
 import type { ConnectEvent, ConnectFilter, ConnectOutcome } from "../plugins/mod.ts";
-import { parseCommand } from "./args.ts";
+import { parseCommand, wholeNumber } from "./args.ts";
 import { seconds, stopCode, untilStopped } from "./stop.ts";
-import { jsonLine } from "./output.ts";
+import { jsonLine, writeAllStdout } from "./output.ts";
 
 const TRACE_HELP = `belt trace — trace kernel events
 
@@ -32,15 +32,8 @@ function uidOf(text: string): number {
   return Number(line.split(":")[2]);
 }
 
-function numberOption(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new BeltError(`${flag} wants a whole number, got '${value}'`, {
-      hint: "see `belt trace connect --help`",
-    });
-  }
-  return Number(value);
-}
+const numberOption = (value: string | undefined, flag: string) =>
+  wholeNumber(value, flag, "trace connect");
 
 function list(values: string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
@@ -107,11 +100,6 @@ function formatEvent(e: ConnectEvent, json: boolean): string {
   ]);
 }
 
-/** Writes all of `bytes` (a pipe may take less per call). */
-function writeAll(bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
-}
-
 async function traceConnect(args: string[]): Promise<number> {
   const { values } = parseCommand("trace connect", args, {
     accept: { type: "boolean" },
@@ -152,7 +140,7 @@ async function traceConnect(args: string[]): Promise<number> {
     const take = count === undefined ? events : events.slice(0, count - printed);
     if (!take.length) return;
     printed += take.length;
-    writeAll(encoder.encode(take.map((e) => formatEvent(e, json)).join("\n") + "\n"));
+    writeAllStdout(encoder.encode(take.map((e) => formatEvent(e, json)).join("\n") + "\n"));
   };
   // Never silent, but read once a second: a per-CPU map read per batch costs more than the batch.
   const reportLost = () => {
