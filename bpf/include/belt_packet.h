@@ -219,6 +219,18 @@ static __always_inline int belt_cursor_skip(struct belt_cursor *c, __u32 len)
 #endif /* BELT_CURSOR_LOAD_BYTES */
 
 /* Wire layouts we need that uapi headers lack or declare with bitfields. */
+/* A network-order length in host order, with bounds the verifier keeps: the
+ * 6.1 verifier forgets a register's bounds across a byte swap and then
+ * refuses pointer arithmetic with it (found by scripts/vm-test.sh). The mask
+ * after the swap restores them; barrier_var() keeps clang from dropping it. */
+static __always_inline __u32 belt_ntohs_bounded(__be16 v)
+{
+	__u32 x = bpf_ntohs(v);
+
+	barrier_var(x);
+	return x & 0xffff;
+}
+
 struct belt_vlan_hdr { __be16 tci; __be16 proto; };
 struct belt_ipv4_hdr {
 	__u8 ver_ihl, tos; __be16 tot_len, id, frag_off;
@@ -308,7 +320,7 @@ static __always_inline int belt_parse_ipv4(struct belt_cursor *c, struct belt_pa
 		return -1;
 	}
 	hlen = (ip->ver_ihl & 0x0f) * 4;
-	tot_len = bpf_ntohs(ip->tot_len);
+	tot_len = belt_ntohs_bounded(ip->tot_len);
 	/* tot_len 0 is let through: IPv4 BIG TCP GSO skbs carry it in TC. */
 	if ((ip->ver_ihl >> 4) != 4 || hlen < sizeof(*ip) || (tot_len && tot_len < hlen)) {
 		pkt->flags |= BELT_F_MALFORMED;
@@ -371,7 +383,7 @@ static __always_inline int belt_parse_ipv6(struct belt_cursor *c, struct belt_pa
 		pkt->flags |= BELT_F_MALFORMED;
 		return -1;
 	}
-	plen = bpf_ntohs(ip6->payload_len);
+	plen = belt_ntohs_bounded(ip6->payload_len);
 	pkt->ip_version = 6;
 	pkt->ttl = ip6->hop_limit;
 	pkt->ip_len = sizeof(*ip6) + plen;
