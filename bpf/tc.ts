@@ -256,10 +256,13 @@ function attachFilter(prog: Program, hook: Uint8Array<ArrayBuffer>, place: Filte
   if (rc < 0) {
     releaseQdisc(ifindex, key);
     if (rc === -EEXIST) {
-      throw new BeltError(`${name} ${direction} already has a filter at priority ${priority}`, {
-        code: EEXIST,
-        hint: "choose another --priority",
-      });
+      throw new BeltError(
+        `priority ${priority} is taken on ${name} ${direction} by another filter`,
+        {
+          code: EEXIST,
+          hint: "choose another --priority",
+        },
+      );
     }
     throw errorFromErrno(`attach cls_bpf ${direction} program '${prog.name}' to ${name}`, -rc);
   }

@@ -1,10 +1,9 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { BeltError, withNetns } from "../bpf/mod.ts";
-import type { TcMode } from "../bpf/mod.ts";
 import { count, countRows, describeChain, startPlugin } from "../plugins/mod.ts";
 import type { RunningPlugin } from "../plugins/mod.ts";
 import { dropper } from "./plugins/dropper/mod.ts";
-import { kernelTest } from "./harness/kernel.ts";
+import { kernelTest, tcModes } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 
 const B = "198.18.5.2";
@@ -17,7 +16,7 @@ function outPackets(r: RunningPlugin, ipProto: number): bigint {
     .reduce((n, row) => n + row.packets, 0n);
 }
 
-for (const tcMode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
+for (const tcMode of tcModes()) {
   kernelTest(`three plugins compose on one interface in priority order (${tcMode})`, async () => {
     await using topo = await Topology.pair(5);
     const start = () =>
@@ -121,7 +120,7 @@ kernelTest(
   },
 );
 
-for (const tcMode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
+for (const tcMode of tcModes()) {
   kernelTest(
     `inserting and removing a plugin mid-stream drops or reorders nothing for the others (${tcMode})`,
     async () => {

@@ -3,6 +3,9 @@
  * Without root they are skipped with a reason, unless
  * BELT_KERNEL_TESTS=required (scripts/test.sh, CI) makes that a failure.
  */
+import { kernelVersion } from "../../bpf/mod.ts";
+import type { TcMode } from "../../bpf/mod.ts";
+
 const required = Deno.env.get("BELT_KERNEL_TESTS") === "required";
 const isRoot = Deno.uid() === 0;
 let warned = false;
@@ -39,4 +42,14 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, every));
   }
   return await probe();
+}
+
+/**
+ * The TC modes this kernel has: TCX from 6.6 on, cls_bpf always. Chain tests run once per mode;
+ * on older kernels (scripts/vm-test.sh's 6.1 guest) tests/tc_test.ts proves that asking for TCX
+ * is a clear error instead.
+ */
+export function tcModes(): TcMode[] {
+  const [major, minor] = kernelVersion();
+  return major > 6 || (major === 6 && minor >= 6) ? ["tcx", "cls_bpf"] : ["cls_bpf"];
 }
