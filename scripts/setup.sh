@@ -23,6 +23,8 @@ need_root() {
 runtime_pkgs=(libbpf1 iproute2)
 dev_pkgs=(clang llvm gcc libc6-dev libbpf-dev linux-libc-dev bpftool tcpdump iputils-ping procps util-linux
   tshark)
+# scripts/vm-test.sh: a second kernel under qemu, with an initramfs of our own.
+dev_pkgs+=(qemu-system-x86 busybox-static kmod)
 # The benchmarks' peers (deno task bench): side by side with belt in the same run.
 dev_pkgs+=(iperf3 nftables iptables xdp-tools ethtool)
 pkgs=("${runtime_pkgs[@]}")

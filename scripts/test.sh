@@ -46,6 +46,20 @@ if [[ $test_rc -ne 0 && "${t_failed:-0}" -eq 0 ]]; then t_failed=1; fi
 passed=$((passed + t_passed))
 failed=$((failed + ${t_failed:-0}))
 
+# The same kernel tests on Debian 12's stock 6.1 kernel in a qemu guest (scripts/vm-test.sh): the
+# cls_bpf chain path every pre-6.6 kernel takes, and programs through an older verifier.
+vm_log=$(mktemp)
+bash scripts/vm-test.sh linux-image-amd64 2>&1 | tee "$vm_log"
+vm_line=$(grep -E '^vm .*: tests: [0-9]+ passed, [0-9]+ failed' "$vm_log" | tail -1)
+rm -f "$vm_log"
+if [[ $vm_line =~ tests:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  echo "vm-test: no result line"
+  failed=$((failed + 1))
+fi
+
 # Leftovers are failures too: no namespace or pin of ours may survive the run.
 if ip netns list 2>/dev/null | grep -q '^belt-'; then
   echo "leftover network namespaces: $(ip netns list | grep '^belt-' | tr '\n' ' ')"
