@@ -47,10 +47,10 @@ if [[ ! -f $kdir/ready ]]; then
     die "cannot download $image (apt-get download $image)"
   dpkg-deb -x "$kdir"/*.deb "$kdir/root"
   rm -f "$kdir"/*.deb
+  depmod -b "$kdir/root" "$(ls "$kdir/root/lib/modules")"
   touch "$kdir/ready"
 fi
 kver=$(ls "$kdir/root/lib/modules")
-depmod -b "$kdir/root" "$kver"
 vmlinuz=$kdir/root/boot/vmlinuz-$kver
 moddir=$kdir/root/lib/modules/$kver
 

@@ -1,8 +1,8 @@
 import { deepEqual, match, throws } from "node:assert/strict";
-import { attachTc, BeltError, BpfObject, probeFeatures, u32, u64, withNetns } from "../bpf/mod.ts";
+import { attachTc, BeltError, BpfObject, u32, u64, withNetns } from "../bpf/mod.ts";
 import type { Link, TcMode } from "../bpf/mod.ts";
 import { tcOrderObject } from "./bpf/tc_order.bpf.ts";
-import { kernelTest } from "./harness/kernel.ts";
+import { kernelTest, tcModes } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 
 const B = "198.18.1.2";
@@ -18,8 +18,6 @@ function seen(obj: BpfObject, tag: number): number | undefined {
   return obj.map("seen").typed(u32, u32).get(tag);
 }
 
-const kernelHasTcx = () => probeFeatures().find((f) => f.name === "tcx")!.available;
-
 function runs(obj: BpfObject, tag: number): bigint | undefined {
   return obj.map("runs").typed(u32, u64).get(tag);
 }
@@ -29,7 +27,7 @@ for (const mode of ["tcx", "cls_bpf"] as const satisfies TcMode[]) {
     `attachTc(${mode}) runs programs in priority order and stops at a final verdict`,
     async () => {
       await using topo = await Topology.pair(1);
-      if (mode === "tcx" && !kernelHasTcx()) {
+      if (mode === "tcx" && !tcModes().includes("tcx")) {
         // Before 6.6 (e.g. in scripts/vm-test.sh's 6.1 guest) asking for TCX is a clear error.
         using obj = chainLink(1);
         const tcx = () =>
