@@ -293,7 +293,7 @@ __noinline int belt_http_host(struct __sk_buff *skb, const struct belt_l7_window
 	if (s.state != BELT_HTTP_SCAN_FOUND || s.ve <= s.fs)
 		return 0;
 	len = (__u64)s.ve - s.fs;
-	if (len == 0 || len > BELT_L7_NAME_MAX ||
+	if (!belt_size_ok(&len, BELT_L7_NAME_MAX) ||
 	    bpf_skb_load_bytes(skb, out->payload_off + s.fs, out->name, len))
 		goto none;
 	if (!belt_l7_printable(out, len))
@@ -404,8 +404,7 @@ __noinline int belt_dns_text(struct __sk_buff *skb, __u32 off, __u32 text, __u32
 	struct belt_dns_scan s = { .text = text, .next = first };
 	__u64 len = text; /* a size: 64-bit, see belt_http_host() */
 
-	barrier_var(len); /* checked and passed as the same register */
-	if (!out || len == 0 || len > BELT_DNS_NAME_MAX - 2 ||
+	if (!out || !belt_size_ok(&len, BELT_DNS_NAME_MAX - 2) ||
 	    bpf_skb_load_bytes(skb, off + 1, out->name, len))
 		return 0;
 	s.out = out;
@@ -547,7 +546,7 @@ __noinline int belt_tls_parse(struct __sk_buff *skb, __u32 off, __u32 end, struc
 		barrier_var(nlen); /* or clang re-derives it after the checks, unchecked */
 		if (5 + nlen > elen || pos + 5 + nlen > lim)
 			return 0;
-		if (nlen == 0 || nlen > BELT_L7_NAME_MAX ||
+		if (!belt_size_ok(&nlen, BELT_L7_NAME_MAX) ||
 		    bpf_skb_load_bytes(skb, pos + 5, out->name, nlen))
 			goto none;
 		if (!belt_l7_printable(out, nlen))

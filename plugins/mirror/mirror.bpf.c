@@ -164,7 +164,7 @@ static __always_inline void copy_to_ring(struct __sk_buff *skb, __u8 dir, __u32 
 	} else {
 		if (cap > skb->len)
 			cap = skb->len;
-		if (cap < 1 || cap > MIRROR_COPY_MAX)
+		if (!belt_size_ok(&cap, MIRROR_COPY_MAX))
 			return;
 		buf->rec.cap_len = cap;
 		if (bpf_skb_load_bytes(skb, 0, buf->data, cap))
