@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { BeltError, closeTracked, setVerbose } from "../bpf/mod.ts";
+import { BeltError, closeTracked, setVerbose, VerifierError } from "../bpf/mod.ts";
 import { probe } from "./probe.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 
@@ -94,7 +94,11 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (e) {
-    if (verbose) console.error(e);
+    if (verbose) {
+      // The whole verifier log: inspecting the error would cut it after 10,000 characters.
+      if (e instanceof VerifierError) console.error(`${e.log}\n${e.stack}`);
+      else console.error(e);
+    }
     const line = e instanceof BeltError ? e.oneLine() : (e as Error).message ?? String(e);
     console.error(`belt: ${line}`);
     if (e instanceof BeltError && e.name === "VerifierError" && !verbose) {
