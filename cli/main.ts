@@ -101,9 +101,6 @@ export async function main(args: string[]): Promise<number> {
     }
     const line = e instanceof BeltError ? e.oneLine() : (e as Error).message ?? String(e);
     console.error(`belt: ${line}`);
-    if (e instanceof BeltError && e.name === "VerifierError" && !verbose) {
-      console.error("belt: rerun with --verbose for the verifier log");
-    }
     return e instanceof BeltError && /see `belt/.test(e.hint) ? 2 : 1;
   } finally {
     closeTracked(); // nothing of ours stays attached after an error

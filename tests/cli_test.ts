@@ -369,3 +369,40 @@ kernelTest(
     }
   },
 );
+
+kernelTest(
+  "a program the verifier rejects: one line, and with --verbose the whole log, nothing left attached",
+  async () => {
+    await using topo = await Topology.pair(18);
+    const dir = await Deno.makeTempDir({ prefix: "belt-run-" });
+    try {
+      const config = `${dir}/belt.json`;
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          interfaces: { eth0: [{ plugin: `${root}tests/plugins/rejected/mod.ts` }] },
+        }),
+      );
+      const plain = await belt(topo, "a", ["run", config, "--duration", "1"]);
+      equal(plain.code, 1, plain.stderr);
+      deepEqual(plain.stderr.trim().split("\n"), [
+        "belt: the verifier rejected program 'long_then_unchecked' (EACCES) (run with --verbose to see the verifier log)",
+      ]);
+      const verbose = await belt(topo, "a", ["run", config, "--duration", "1", "--verbose"]);
+      equal(verbose.code, 1, verbose.stderr);
+      // Far past the 10,000 characters an inspected error would keep: the failing instruction,
+      // the verifier's summary line and libbpf's end marker are all there.
+      ok(verbose.stderr.length > 20_000, `${verbose.stderr.length} characters`);
+      match(verbose.stderr, /invalid access to packet/);
+      match(verbose.stderr, /processed \d+ insns/);
+      match(verbose.stderr, /-- END PROG LOAD LOG --/);
+      equal(await leftovers(topo), "");
+      const link = JSON.parse(
+        (await topo.run("a", ["ip", "-j", "-d", "link", "show", "eth0"])).stdout,
+      );
+      equal(link[0].xdp, undefined, "no XDP program left");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
