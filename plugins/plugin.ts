@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { BpfObject, GlobalValue, Link } from "../bpf/mod.ts";
+import type { BpfObject, GlobalValue, Link, TcMode } from "../bpf/mod.ts";
 
 /**
  * Where a plugin's program attaches. TC hooks take part in priority chains;
@@ -74,8 +74,9 @@ export interface Plugin<O = Record<string, unknown>> {
   /**
    * Attachments outside the interface's chain (e.g. on a device of the
    * plugin's own), made after the chain's; they close with the plugin.
+   * `tcMode` is the chain's TC mode, for TC attachments to follow it.
    */
-  attachExtra?(obj: BpfObject, options: O, iface: string): Link[];
+  attachExtra?(obj: BpfObject, options: O, iface: string, tcMode?: TcMode): Link[];
   /** Programs that attachExtra() attaches (loaded along with `programs`). */
   extraPrograms?: string[];
   /** Fills maps after load, before attach. */

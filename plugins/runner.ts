@@ -391,7 +391,7 @@ export function startPlugin<O>(plugin: Plugin<O>, start: StartOptions): RunningP
         owner: plugin.name,
       });
     });
-    const extra = plugin.attachExtra?.(obj, options, iface) ?? [];
+    const extra = plugin.attachExtra?.(obj, options, iface, start.tcMode) ?? [];
     return new RunningPlugin(plugin as Plugin<unknown>, iface, priority, obj, links, specs, extra);
   } catch (e) {
     obj.close(); // detaches whatever was attached before the failure

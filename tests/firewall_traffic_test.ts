@@ -13,8 +13,8 @@
  * match, worked out here from the flows, independently of belt's own code.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { listTcx, PacketSocket, withNetns } from "../bpf/mod.ts";
-import { eventually, kernelTest } from "./harness/kernel.ts";
+import { PacketSocket, withNetns } from "../bpf/mod.ts";
+import { eventually, kernelTest, tcPrograms } from "./harness/kernel.ts";
 import { Topology } from "./harness/netns.ts";
 import { background, BELT, capture } from "./harness/process.ts";
 import type { Background } from "./harness/process.ts";
@@ -242,8 +242,8 @@ async function assertDetached(topo: Topology): Promise<void> {
   const link = JSON.parse((await topo.run("a", ["ip", "-j", "-d", "link", "show", "eth0"])).stdout);
   equal(link[0].xdp, undefined, `XDP left on eth0: ${JSON.stringify(link[0].xdp)}`);
   withNetns(topo.ns("a"), () => {
-    deepEqual(listTcx("eth0", "ingress"), []);
-    deepEqual(listTcx("eth0", "egress"), []);
+    deepEqual(tcPrograms("eth0", "ingress"), []);
+    deepEqual(tcPrograms("eth0", "egress"), []);
   });
   const tc = await topo.run("a", ["tc", "filter", "show", "dev", "eth0", "egress"], false);
   equal(tc.stdout.trim(), "", "no cls_bpf filter left");

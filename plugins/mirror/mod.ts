@@ -6,7 +6,7 @@
  * @module
  */
 import { array, BeltError, bytes, pad, struct, u16, u32, u64, u8 } from "../../bpf/mod.ts";
-import type { BpfObject, Decoded, Link, StructCodec } from "../../bpf/mod.ts";
+import type { BpfObject, Decoded, Link, StructCodec, TcMode } from "../../bpf/mod.ts";
 import { attachTc, openProgramMap } from "../../bpf/mod.ts";
 import { definePlugin } from "../plugin.ts";
 import type { Plugin, Stats } from "../plugin.ts";
@@ -488,7 +488,12 @@ function unfragmentedLength(c: Collector): number {
   return mtu > VXLAN6_OVERHEAD + 14 ? Math.min(mtu - VXLAN6_OVERHEAD, 65535) : 0;
 }
 
-function attachTunnel(obj: BpfObject, options: MirrorOptions): Link[] {
+function attachTunnel(
+  obj: BpfObject,
+  options: MirrorOptions,
+  _iface: string,
+  mode?: TcMode,
+): Link[] {
   const links: Link[] = [];
   const seen = new Set<number>();
   for (const c of options.collectors) {
@@ -496,8 +501,8 @@ function attachTunnel(obj: BpfObject, options: MirrorOptions): Link[] {
     seen.add(c.ifindex);
     const owner = "mirror";
     links.push(
-      attachTc(obj.program("mirror_tunnel"), c.ifindex, { direction: "egress", owner }),
-      attachTc(obj.program("mirror_tunnel_rx"), c.ifindex, { direction: "ingress", owner }),
+      attachTc(obj.program("mirror_tunnel"), c.ifindex, { direction: "egress", owner, mode }),
+      attachTc(obj.program("mirror_tunnel_rx"), c.ifindex, { direction: "ingress", owner, mode }),
     );
   }
   return links;

@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { BeltError, hasTcFilters, interfaceIndex, listInterfaces, listTcx } from "../../bpf/mod.ts";
+import {
+  BeltError,
+  hasTcFilters,
+  interfaceIndex,
+  listInterfaces,
+  listTcx,
+  removeStaleFilters,
+} from "../../bpf/mod.ts";
 import { ip } from "./iproute.ts";
 
 /** A belt VXLAN device in use by one mirror. */
@@ -121,8 +128,8 @@ export function openTunnelDevice(port: number): TunnelDevice & Disposable {
 
 /**
  * Deletes belt VXLAN devices that no program uses any more (what a mirror
- * killed with SIGKILL leaves) in the calling thread's network namespace.
- * Returns their names.
+ * killed with SIGKILL leaves, with its cls_bpf filters on kernels before 6.6)
+ * in the calling thread's network namespace. Returns their names.
  *
  * @example
  * ```ts ignore
@@ -133,7 +140,10 @@ export function openTunnelDevice(port: number): TunnelDevice & Disposable {
 export function removeIdleTunnelDevices(): string[] {
   const removed: string[] = [];
   for (const [, name] of listInterfaces()) {
-    if (!/^belt-vx\d+$/.test(name) || inUse(name)) continue;
+    if (!/^belt-vx\d+$/.test(name)) continue;
+    // Before 6.6 a SIGKILLed mirror's cls_bpf filters outlive it on the device as well.
+    removeStaleFilters(name);
+    if (inUse(name)) continue;
     if (ip(["link", "del", name]).ok) removed.push(name);
   }
   return removed;

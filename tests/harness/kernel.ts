@@ -3,8 +3,10 @@
  * Without root they are skipped with a reason, unless
  * BELT_KERNEL_TESTS=required (scripts/test.sh, CI) makes that a failure.
  */
-import { kernelVersion } from "../../bpf/mod.ts";
-import type { TcMode } from "../../bpf/mod.ts";
+import { kernelVersion, probeFeatures } from "../../bpf/mod.ts";
+import type { TcDirection, TcMode } from "../../bpf/mod.ts";
+import { describeChain } from "../../plugins/mod.ts";
+import type { ChainEntry, ConnectHook } from "../../plugins/mod.ts";
 
 const required = Deno.env.get("BELT_KERNEL_TESTS") === "required";
 const isRoot = Deno.uid() === 0;
@@ -52,4 +54,31 @@ export async function eventually(
 export function tcModes(): TcMode[] {
   const [major, minor] = kernelVersion();
   return major > 6 || (major === 6 && minor >= 6) ? ["tcx", "cls_bpf"] : ["cls_bpf"];
+}
+
+/**
+ * The BPF programs on an interface's TC hooks (one direction, or both), TCX links and cls_bpf
+ * filters alike, as the kernel lists them: "nothing left" checks that hold on every kernel. Call
+ * it inside withNetns() for an interface of a test namespace.
+ */
+export function tcPrograms(iface: string, direction?: TcDirection): ChainEntry[] {
+  return describeChain(iface).filter((e) => !direction || e.direction === direction);
+}
+
+/**
+ * The connect tracer's hook sets this kernel can attach: kprobe and fentry where it has them
+ * (scripts/vm-test.sh's 6.1 guest), the tracepoints always. Connect tests run once per hook set.
+ * BELT_CONNECT_HOOKS=kprobe,fentry narrows the list (the guest leaves the tracepoints to the
+ * host); a hook named there that the kernel lacks fails its tests instead of vanishing.
+ */
+export function connectHooks(): ConnectHook[] {
+  const asked = Deno.env.get("BELT_CONNECT_HOOKS");
+  if (asked) return asked.split(",").map((h) => h.trim() as ConnectHook);
+  if (!isRoot) return ["tracepoint"]; // names only: the tests are skipped or failed anyway
+  const has = new Map(probeFeatures().map((f) => [f.name, f.available]));
+  return [
+    ...(has.get("kprobes") ? ["kprobe" as const] : []),
+    ...(has.get("fentry") ? ["fentry" as const] : []),
+    "tracepoint",
+  ];
 }
