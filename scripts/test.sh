@@ -46,8 +46,9 @@ if [[ $test_rc -ne 0 && "${t_failed:-0}" -eq 0 ]]; then t_failed=1; fi
 passed=$((passed + t_passed))
 failed=$((failed + ${t_failed:-0}))
 
-# The same kernel tests on Debian 12's stock 6.1 kernel in a qemu guest (scripts/vm-test.sh): the
-# cls_bpf chain path every pre-6.6 kernel takes, and programs through an older verifier.
+# Kernel tests on Debian 12's stock 6.1 kernel in a qemu guest (scripts/vm-test.sh): the cls_bpf
+# chain path every pre-6.6 kernel takes, the connect tracer on kprobes and fentry, and the mirror
+# and firewall through an older verifier.
 vm_log=$(mktemp)
 bash scripts/vm-test.sh linux-image-amd64 2>&1 | tee "$vm_log"
 vm_line=$(grep -E '^vm .*: tests: [0-9]+ passed, [0-9]+ failed' "$vm_log" | tail -1)

@@ -3,7 +3,7 @@
 # modules a 9p root needs). It mounts the host's root, read-only over 9p, under a tmpfs overlay so
 # the guest can write; the kernel's modules come from a second share. Then it runs the command the
 # host put on the kernel command line (belt.run=BASE64) in that root, prints its exit code as
-# "belt-vm: exit N" and powers off (sysrq).
+# "belt-vm: exit N" and powers off.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -34,4 +34,4 @@ exec switch_root /newroot /bin/sh -c '
   export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   '"$cmd"'
   echo "belt-vm: exit $?"
-  echo o >/proc/sysrq-trigger; sleep 10'
+  sync; busybox poweroff -f || echo o >/proc/sysrq-trigger'
