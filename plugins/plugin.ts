@@ -74,7 +74,8 @@ export interface Plugin<O = Record<string, unknown>> {
   /**
    * Attachments outside the interface's chain (e.g. on a device of the
    * plugin's own), made after the chain's; they close with the plugin.
-   * `tcMode` is the chain's TC mode, for TC attachments to follow it.
+   * `tcMode` is the TC mode asked for the chain (undefined or "auto": pick
+   * per kernel), for TC attachments to follow it.
    */
   attachExtra?(obj: BpfObject, options: O, iface: string, tcMode?: TcMode): Link[];
   /** Programs that attachExtra() attaches (loaded along with `programs`). */

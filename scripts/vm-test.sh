@@ -9,7 +9,8 @@
 # busybox, the 9p/virtio/overlay modules, scripts/vm/init.sh) and uses the host's root, shared
 # read-only over 9p under a tmpfs overlay: the same Deno, libbpf and tools as the host, nothing
 # downloaded from elsewhere. The guest runs `deno test` on the given files (default: VM_TESTS below)
-# with BELT_KERNEL_TESTS=required and the host prints its kernel and a line
+# with BELT_KERNEL_TESTS=required and the host's other BELT_* settings (BELT_CONNECT_HOOKS defaults to
+# kprobe,fentry and BELT_CONNECT_BURST to 2000 here), and the host prints its kernel and a line
 # `vm KERNEL: tests: N passed, N failed`. Exit status: 0 when every test passed.
 #
 # /dev/kvm is used when a guest boots with it (BELT_VM_ACCEL=kvm|tcg forces one); on these
@@ -79,12 +80,15 @@ install -m 755 "$root/scripts/vm/init.sh" "$work/initrd/init"
 # The tracepoint hooks are the host's to test; a 2,000-connect burst takes TCG seconds, not minutes.
 export BELT_CONNECT_HOOKS=${BELT_CONNECT_HOOKS:-kprobe,fentry}
 export BELT_CONNECT_BURST=${BELT_CONNECT_BURST:-2000}
-# Test settings in the host's environment (BELT_* but BELT_VM_*, e.g. BELT_CONNECT_HOOKS) reach
-# the guest's tests.
+# The host's exported BELT_* settings reach the guest (single-quoted for its dash), except
+# BELT_VM_* (this script's) and BELT_TC_MODE (a host's tcx would fail every TC test before 6.6).
 guest_env=""
-while IFS='=' read -r name value; do
-  [[ $name == BELT_VM_* ]] || guest_env+="$name=$(printf %q "$value") "
-done < <(env | grep -E '^BELT_[A-Z0-9_]+=')
+for name in "${!BELT_@}"; do
+  [[ $name == BELT_VM_* || $name == BELT_TC_MODE ]] && continue
+  [[ $(declare -p "$name") == "declare -x"* ]] || continue
+  value=${!name}
+  guest_env+="export $name='${value//\'/\'\\\'\'}'; "
+done
 guest_cmd="cd '$root' && ${guest_env}${BELT_VM_CMD:-BELT_KERNEL_TESTS=required deno test -A --no-check ${tests[*]}}"
 cmdline="console=ttyS0 edd=off panic=-1 quiet belt.run=$(printf '%s' "$guest_cmd" | base64 -w0)"
 

@@ -21,6 +21,9 @@ const OPEN = 8080, CLOSED = 8081, DROPPED = 8083, UNROUTED = 8082;
 const NOBODY = 65534;
 /** Connects in the burst test; the 6.1 guest under emulation (scripts/vm-test.sh) asks for fewer. */
 const BURST = Number(Deno.env.get("BELT_CONNECT_BURST") ?? 10_000);
+if (!Number.isInteger(BURST) || BURST < 100) {
+  throw new Error(`BELT_CONNECT_BURST must be a whole number >= 100, got ${BURST}`);
+}
 
 /** One kernel test per hook set this kernel attaches (kprobe, fentry, tracepoint), named after it. */
 function hookTest(name: string, fn: (hook: ConnectHook) => Promise<void>): void {

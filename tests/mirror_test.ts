@@ -508,14 +508,14 @@ kernelTest(
         "-c",
         `${
           pingWhenMirroring(`${dir}/piped.err`)
-        } ${cmd} --pcap - 2>${dir}/piped.err | tshark -r - -T fields -e icmp.type; wait; rm ${dir}/piped.err`,
+        } ${cmd} --pcap - 2>${dir}/piped.err | tshark -r - -T fields -e icmp.type; wait; cat ${dir}/piped.err >&2; rm ${dir}/piped.err`,
       ]);
       deepEqual(piped.stdout.trim().split("\n").filter((t) => t === "8" || t === "0").sort(), [
         "0",
         "0",
         "8",
         "8",
-      ]);
+      ], piped.stderr);
       const plain = await topo.run("a", [
         "bash",
         "-c",

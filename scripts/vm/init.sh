@@ -34,4 +34,4 @@ exec switch_root /newroot /bin/sh -c '
   export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   '"$cmd"'
   echo "belt-vm: exit $?"
-  sync; busybox poweroff -f || echo o >/proc/sysrq-trigger'
+  busybox poweroff -f || { echo o >/proc/sysrq-trigger; sleep 10; }'

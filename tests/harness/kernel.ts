@@ -73,7 +73,9 @@ export function tcPrograms(iface: string, direction?: TcDirection): ChainEntry[]
  */
 export function connectHooks(): ConnectHook[] {
   const asked = Deno.env.get("BELT_CONNECT_HOOKS");
-  if (asked) return asked.split(",").map((h) => h.trim() as ConnectHook);
+  if (asked) {
+    return [...new Set(asked.split(",").map((h) => h.trim()).filter(Boolean))] as ConnectHook[];
+  }
   if (!isRoot) return ["tracepoint"]; // names only: the tests are skipped or failed anyway
   const has = new Map(probeFeatures().map((f) => [f.name, f.available]));
   return [

@@ -26,15 +26,17 @@ export async function mirrorTopology(): Promise<Topology> {
     },
     { a: "a", b: "d", aName: "eth2", aAddrs: ["198.18.43.1/24"], bAddrs: ["198.18.43.2/24"] },
   ]);
-  // Neighbours stay reachable for the whole test once resolved: no reachability probe (unicast
-  // ARP or NS) may fall between the mirror's stop and the ground truth's, as on a slow (emulated)
-  // machine where a test outlasts the default 15-45 s.
+  // Once resolved, neighbours are not probed again during a test: no unicast ARP or NS (5 s
+  // after a peer's request left a stale entry, or when the 15-45 s reachable time ends) may fall
+  // between the mirror's stop and the ground truth's, as on a slow (emulated) machine.
   for (const host of ["a", "b"]) {
     await topo.run(host, [
       "sysctl",
       "-qw",
-      "net.ipv4.neigh.eth0.base_reachable_time_ms=600000",
-      "net.ipv6.neigh.eth0.base_reachable_time_ms=600000",
+      ...["ipv4", "ipv6"].flatMap((v) => [
+        `net.${v}.neigh.eth0.base_reachable_time_ms=600000`,
+        `net.${v}.neigh.eth0.delay_first_probe_time=600`,
+      ]),
     ]);
   }
   return topo;
